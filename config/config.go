@@ -1,0 +1,529 @@
+// Package config is the one typed configuration of a wxlogin service.
+//
+// It is read, in increasing priority, from built-in defaults, an optional YAML
+// file (config/config.yaml, or the file named by APP_CONFIG) and the APP_*
+// environment variables listed in [Vars]. [Load] validates the result and
+// returns one error that lists everything a person must fix.
+//
+// Every module takes only its own section ([HTTP], [Database], [WeChat],
+// [Token], [Redis], [Avatar]); [Module] provides them to fx. An application
+// that builds its configuration in code supplies it with [Static] instead of
+// [Module].
+package config
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Environments.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// DevAppID and DevSecret are the WeChat credentials used in development when
+// none are configured; the built-in emulator accepts them.
+const (
+	DevAppID  = "wx0000000000000dev"
+	DevSecret = "dev-secret-accepted-by-the-emulator"
+)
+
+// MinSecretBytes is the shortest token secret accepted.
+const MinSecretBytes = 32
+
+// Config is the whole configuration.
+type Config struct {
+	// Env is "development" or "production".
+	Env string `koanf:"env"`
+	// DataDir holds what development generates (SQLite file, secrets, avatars).
+	DataDir  string   `koanf:"data_dir"`
+	HTTP     HTTP     `koanf:"http"`
+	Database Database `koanf:"database"`
+	WeChat   WeChat   `koanf:"wechat"`
+	Token    Token    `koanf:"token"`
+	Redis    Redis    `koanf:"redis"`
+	Avatar   Avatar   `koanf:"avatar"`
+
+	// Warnings are things a person should know about the loaded
+	// configuration; the log module prints them once it is up.
+	Warnings []string `koanf:"-"`
+}
+
+// HTTP configures the HTTP server.
+type HTTP struct {
+	// Addr is the listen address, host:port.
+	Addr string `koanf:"addr"`
+	// PublicURL is how clients reach this server; it prefixes the URLs the
+	// server hands out (avatars). Default: http://Addr.
+	PublicURL string `koanf:"public_url"`
+	// BodyLimit caps request bodies, in bytes.
+	BodyLimit int `koanf:"body_limit"`
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+// Database configures the SQL database behind ent.
+type Database struct {
+	// Driver is "sqlite" or "mysql".
+	Driver string `koanf:"driver"`
+	// DSN is the driver's data source name.
+	DSN string `koanf:"dsn"`
+	// AutoMigrate runs the schema migration at start (default: development only).
+	AutoMigrate bool `koanf:"auto_migrate"`
+}
+
+// WeChat configures the WeChat API client and the built-in emulator.
+type WeChat struct {
+	AppID  string `koanf:"appid"`
+	Secret string `koanf:"secret"`
+	// BaseURL is WeChat's API root; the only part of the endpoint that is configurable.
+	BaseURL string `koanf:"base_url"`
+	// Emulator runs the built-in WeChat emulator in-process and points the client at it.
+	Emulator     bool   `koanf:"emulator"`
+	EmulatorAddr string `koanf:"emulator_addr"`
+	// StableToken fetches access tokens from /cgi-bin/stable_token instead of /cgi-bin/token.
+	StableToken bool `koanf:"stable_token"`
+	// Timeout bounds every call to WeChat.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// Token configures login tokens.
+type Token struct {
+	// Strategy is "jwt", "db" or "redis".
+	Strategy string `koanf:"strategy"`
+	// Secret signs HS256 JWTs.
+	Secret string `koanf:"secret"`
+	// PreviousSecrets still verify HS256 JWTs signed before a rotation (comma-separated).
+	PreviousSecrets string `koanf:"previous_secrets"`
+	// TTL is the access token lifetime.
+	TTL time.Duration `koanf:"ttl"`
+	// RefreshTTL is the refresh token lifetime.
+	RefreshTTL time.Duration `koanf:"refresh_ttl"`
+	// Issuer is the JWT "iss".
+	Issuer string `koanf:"issuer"`
+	// JWTAlg is "HS256" or "EdDSA".
+	JWTAlg string `koanf:"jwt_alg"`
+	// JWTKeys are the Ed25519 keys, "kid:base64url(seed)" separated by commas;
+	// the first signs, all verify.
+	JWTKeys string `koanf:"jwt_keys"`
+	// CacheSize bounds the in-memory cache of verified tokens; 0 turns it off.
+	CacheSize int `koanf:"cache_size"`
+	// RevocationPoll is how often an instance looks for revocations made by others
+	// when no Redis carries them.
+	RevocationPoll time.Duration `koanf:"revocation_poll"`
+	// CleanupInterval is how often expired tokens and deny-list entries are deleted.
+	CleanupInterval time.Duration `koanf:"cleanup_interval"`
+}
+
+// Redis configures the optional Redis connection.
+type Redis struct {
+	// Addr is host:port; empty means no Redis.
+	Addr     string `koanf:"addr"`
+	Password string `koanf:"password"`
+	DB       int    `koanf:"db"`
+	// Prefix starts every key this service writes, so services can share a Redis.
+	Prefix string `koanf:"prefix"`
+}
+
+// Enabled reports whether Redis is configured.
+func (r Redis) Enabled() bool { return r.Addr != "" }
+
+// Avatar configures avatar uploads.
+type Avatar struct {
+	// Dir is where uploaded avatars are stored.
+	Dir string `koanf:"dir"`
+	// MaxBytes caps an upload.
+	MaxBytes int64 `koanf:"max_bytes"`
+}
+
+// Var is one environment variable and the configuration key it sets.
+type Var struct {
+	Name, Key, Default, Help string
+}
+
+// Vars lists every environment variable the service reads. The README's
+// table is checked against it.
+var Vars = []Var{
+	{"APP_CONFIG", "", "config/config.yaml", "YAML file to read (optional)"},
+	{"APP_ENV", "env", "development", "development | production"},
+	{"APP_DATA_DIR", "data_dir", "./data", "where development keeps its SQLite file, generated secrets and avatars"},
+	{"APP_HTTP_ADDR", "http.addr", "127.0.0.1:8080", "HTTP listen address"},
+	{"APP_HTTP_PUBLIC_URL", "http.public_url", "http://APP_HTTP_ADDR", "public base URL, used in avatar URLs"},
+	{"APP_HTTP_BODY_LIMIT", "http.body_limit", "4194304", "largest request body, bytes"},
+	{"APP_DATABASE_DRIVER", "database.driver", "sqlite", "sqlite | mysql"},
+	{"APP_DATABASE_DSN", "database.dsn", "SQLite file ./data/wxlogin.db", "data source name, e.g. root@tcp(127.0.0.1:3306)/app?parseTime=true"},
+	{"APP_DATABASE_AUTOMIGRATE", "database.auto_migrate", "true in development", "migrate the schema at start"},
+	{"APP_WECHAT_APPID", "wechat.appid", "development value", "mini program AppID (required in production)"},
+	{"APP_WECHAT_SECRET", "wechat.secret", "development value", "mini program AppSecret (required in production)"},
+	{"APP_WECHAT_BASEURL", "wechat.base_url", "https://api.weixin.qq.com", "WeChat API root"},
+	{"APP_WECHAT_EMULATOR", "wechat.emulator", "true in development", "run the built-in WeChat emulator and use it (refused in production)"},
+	{"APP_WECHAT_EMULATOR_ADDR", "wechat.emulator_addr", "127.0.0.1:8081", "emulator listen address"},
+	{"APP_WECHAT_STABLETOKEN", "wechat.stable_token", "true", "fetch access tokens with /cgi-bin/stable_token"},
+	{"APP_WECHAT_TIMEOUT", "wechat.timeout", "5s", "timeout of every WeChat call"},
+	{"APP_TOKEN_STRATEGY", "token.strategy", "jwt", "jwt | db | redis"},
+	{"APP_TOKEN_SECRET", "token.secret", "generated into ./data in development", "HS256 signing secret, at least 32 bytes (required in production)"},
+	{"APP_TOKEN_PREVIOUS_SECRETS", "token.previous_secrets", "", "comma-separated HS256 secrets that still verify after a rotation"},
+	{"APP_TOKEN_TTL", "token.ttl", "2h", "access token lifetime (Go duration)"},
+	{"APP_TOKEN_REFRESH_TTL", "token.refresh_ttl", "720h", "refresh token lifetime (Go duration)"},
+	{"APP_TOKEN_ISSUER", "token.issuer", "wxlogin", "JWT issuer (iss)"},
+	{"APP_TOKEN_JWT_ALG", "token.jwt_alg", "HS256", "HS256 | EdDSA"},
+	{"APP_TOKEN_JWT_KEYS", "token.jwt_keys", "generated into ./data in development", "Ed25519 keys kid:base64url(seed), comma-separated, first signs (required for EdDSA in production)"},
+	{"APP_TOKEN_CACHE_SIZE", "token.cache_size", "10000", "verified tokens kept in memory; 0 disables the cache"},
+	{"APP_TOKEN_REVOCATION_POLL", "token.revocation_poll", "500ms", "how often revocations by other instances are read from the database (without Redis)"},
+	{"APP_TOKEN_CLEANUP_INTERVAL", "token.cleanup_interval", "1m", "how often expired tokens and deny-list entries are deleted"},
+	{"APP_REDIS_ADDR", "redis.addr", "", "Redis host:port; empty means no Redis"},
+	{"APP_REDIS_PASSWORD", "redis.password", "", "Redis password"},
+	{"APP_REDIS_DB", "redis.db", "0", "Redis database number"},
+	{"APP_REDIS_PREFIX", "redis.prefix", "wxlogin:", "prefix of every Redis key this service writes"},
+	{"APP_AVATAR_DIR", "avatar.dir", "./data/avatars", "where uploaded avatars are stored"},
+	{"APP_AVATAR_MAX_BYTES", "avatar.max_bytes", "2097152", "largest avatar upload, bytes"},
+}
+
+// LookupFunc reads one environment variable; os.LookupEnv is the usual one.
+type LookupFunc func(string) (string, bool)
+
+// Load reads the configuration from the process environment.
+func Load() (*Config, error) { return LoadFrom(os.LookupEnv) }
+
+// LoadFrom reads the configuration with the given environment lookup, so
+// tests can load without touching the process environment. In development
+// it may create files under DataDir (a generated token secret, JWT keys).
+func LoadFrom(lookup LookupFunc) (*Config, error) {
+	k := koanf.New(".")
+	env := func(name string) string {
+		v, _ := lookup(name)
+		return v
+	}
+
+	// The environment decides development defaults, so read it first.
+	appEnv := strings.TrimSpace(env("APP_ENV"))
+	path, explicit := lookup("APP_CONFIG")
+	if !explicit || path == "" {
+		path = "config/config.yaml"
+	}
+	fileValues := koanf.New(".")
+	if _, err := os.Stat(path); err == nil {
+		if err := fileValues.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: read %s: %w", path, err)
+		}
+	} else if explicit {
+		return nil, fmt.Errorf("config: APP_CONFIG names %s, which cannot be read: %w", path, err)
+	}
+	if appEnv == "" {
+		appEnv = fileValues.String("env")
+	}
+	if appEnv == "" {
+		appEnv = Development
+	}
+	dev := appEnv == Development
+
+	_ = k.Load(confmap.Provider(defaults(dev), "."), nil)
+	_ = k.Merge(fileValues)
+	overrides := map[string]any{}
+	for _, v := range Vars {
+		if v.Key == "" {
+			continue
+		}
+		if s, ok := lookup(v.Name); ok {
+			overrides[v.Key] = s
+		}
+	}
+	_ = k.Load(confmap.Provider(overrides, "."), nil)
+
+	var cfg Config
+	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
+		return nil, fmt.Errorf("config: %w", errorsForPeople(err))
+	}
+	cfg.Env = appEnv
+	if err := cfg.complete(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func defaults(dev bool) map[string]any {
+	return map[string]any{
+		"data_dir":               "./data",
+		"http.addr":              "127.0.0.1:8080",
+		"http.body_limit":        4 << 20,
+		"http.shutdown_timeout":  "10s",
+		"database.driver":        "sqlite",
+		"database.auto_migrate":  dev,
+		"wechat.base_url":        "https://api.weixin.qq.com",
+		"wechat.emulator":        dev,
+		"wechat.emulator_addr":   "127.0.0.1:8081",
+		"wechat.stable_token":    true,
+		"wechat.timeout":         "5s",
+		"token.strategy":         "jwt",
+		"token.ttl":              "2h",
+		"token.refresh_ttl":      "720h",
+		"token.issuer":           "wxlogin",
+		"token.jwt_alg":          "HS256",
+		"token.cache_size":       10000,
+		"token.revocation_poll":  "500ms",
+		"token.cleanup_interval": "1m",
+		"redis.prefix":           "wxlogin:",
+		"avatar.max_bytes":       2 << 20,
+	}
+}
+
+// errorsForPeople turns a decoding error into something that names the key.
+func errorsForPeople(err error) error {
+	return fmt.Errorf("a value has the wrong type (durations look like 90s or 2h, numbers and booleans as usual): %w", err)
+}
+
+// complete fills derived defaults, generates development material and
+// validates. It returns one error listing every problem.
+func (c *Config) complete() error {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	dev := c.Env == Development
+
+	if c.Env != Development && c.Env != Production {
+		bad("APP_ENV must be %q or %q, not %q", Development, Production, c.Env)
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.HTTP.PublicURL == "" {
+		c.HTTP.PublicURL = "http://" + c.HTTP.Addr
+	}
+	c.HTTP.PublicURL = strings.TrimRight(c.HTTP.PublicURL, "/")
+	if u, err := url.Parse(c.HTTP.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("APP_HTTP_PUBLIC_URL must be an http(s) URL, not %q", c.HTTP.PublicURL)
+	}
+	if c.HTTP.Addr == "" {
+		bad("APP_HTTP_ADDR must not be empty")
+	}
+	if c.HTTP.BodyLimit <= 0 {
+		bad("APP_HTTP_BODY_LIMIT must be positive")
+	}
+
+	switch c.Database.Driver {
+	case "sqlite":
+		if c.Database.DSN == "" {
+			c.Database.DSN = "file:" + filepath.ToSlash(filepath.Join(c.DataDir, "wxlogin.db"))
+		}
+	case "mysql":
+		if c.Database.DSN == "" {
+			bad("APP_DATABASE_DSN is required with APP_DATABASE_DRIVER=mysql (e.g. root@tcp(127.0.0.1:3306)/app?parseTime=true)")
+		}
+	default:
+		bad("APP_DATABASE_DRIVER must be sqlite or mysql, not %q", c.Database.Driver)
+	}
+
+	if c.WeChat.AppID == "" && dev {
+		c.WeChat.AppID = DevAppID
+	}
+	if c.WeChat.Secret == "" && dev {
+		c.WeChat.Secret = DevSecret
+	}
+	if c.WeChat.AppID == "" {
+		bad("APP_WECHAT_APPID is required in production")
+	}
+	if c.WeChat.Secret == "" {
+		bad("APP_WECHAT_SECRET is required in production")
+	}
+	if c.WeChat.Emulator && !dev {
+		bad("APP_WECHAT_EMULATOR must be false in production: the emulator accepts any device")
+	}
+	if c.WeChat.Emulator {
+		c.WeChat.BaseURL = "http://" + c.WeChat.EmulatorAddr
+	}
+	if u, err := url.Parse(c.WeChat.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("APP_WECHAT_BASEURL must be an http(s) URL, not %q", c.WeChat.BaseURL)
+	}
+	c.WeChat.BaseURL = strings.TrimRight(c.WeChat.BaseURL, "/")
+	if c.WeChat.Timeout <= 0 {
+		bad("APP_WECHAT_TIMEOUT must be a positive duration")
+	}
+
+	if !slices.Contains([]string{"jwt", "db", "redis"}, c.Token.Strategy) {
+		bad("APP_TOKEN_STRATEGY must be jwt, db or redis, not %q", c.Token.Strategy)
+	}
+	if c.Token.Strategy == "redis" && !c.Redis.Enabled() {
+		bad("APP_TOKEN_STRATEGY=redis needs APP_REDIS_ADDR")
+	}
+	if c.Token.TTL <= 0 {
+		bad("APP_TOKEN_TTL must be a positive duration")
+	}
+	if c.Token.RefreshTTL < c.Token.TTL {
+		bad("APP_TOKEN_REFRESH_TTL must be at least APP_TOKEN_TTL")
+	}
+	if c.Token.Issuer == "" {
+		bad("APP_TOKEN_ISSUER must not be empty")
+	}
+	if c.Token.CacheSize < 0 {
+		bad("APP_TOKEN_CACHE_SIZE must be 0 or more")
+	}
+	if c.Token.RevocationPoll <= 0 || c.Token.CleanupInterval <= 0 {
+		bad("APP_TOKEN_REVOCATION_POLL and APP_TOKEN_CLEANUP_INTERVAL must be positive durations")
+	}
+	if c.Token.Secret == "" && dev {
+		secret, err := c.devMaterial("token_secret", func() (string, error) { return randomString(48) })
+		if err != nil {
+			bad("cannot keep a generated token secret in %s: %v", c.DataDir, err)
+		} else {
+			c.Token.Secret = secret
+			c.Warnings = append(c.Warnings, "APP_TOKEN_SECRET is not set: using a generated development secret kept in "+filepath.Join(c.DataDir, "token_secret"))
+		}
+	}
+	if c.Token.Secret == "" {
+		bad("APP_TOKEN_SECRET is required in production (at least %d bytes)", MinSecretBytes)
+	} else if len(c.Token.Secret) < MinSecretBytes {
+		bad("APP_TOKEN_SECRET must be at least %d bytes, it has %d", MinSecretBytes, len(c.Token.Secret))
+	}
+	for _, s := range c.Token.PreviousSecretList() {
+		if len(s) < MinSecretBytes {
+			bad("every APP_TOKEN_PREVIOUS_SECRETS entry must be at least %d bytes", MinSecretBytes)
+			break
+		}
+	}
+	switch c.Token.JWTAlg {
+	case "HS256":
+	case "EdDSA":
+		if c.Token.JWTKeys == "" && dev {
+			keys, err := c.devMaterial("jwt_keys", func() (string, error) { return NewJWTKey("dev-1") })
+			if err != nil {
+				bad("cannot keep generated JWT keys in %s: %v", c.DataDir, err)
+			} else {
+				c.Token.JWTKeys = keys
+				c.Warnings = append(c.Warnings, "APP_TOKEN_JWT_KEYS is not set: using a generated development Ed25519 key kept in "+filepath.Join(c.DataDir, "jwt_keys"))
+			}
+		}
+		if c.Token.JWTKeys == "" {
+			bad("APP_TOKEN_JWT_KEYS is required with APP_TOKEN_JWT_ALG=EdDSA in production")
+		} else if _, err := c.Token.Ed25519Keys(); err != nil {
+			bad("APP_TOKEN_JWT_KEYS: %v", err)
+		}
+	default:
+		bad("APP_TOKEN_JWT_ALG must be HS256 or EdDSA, not %q", c.Token.JWTAlg)
+	}
+
+	if c.Redis.DB < 0 {
+		bad("APP_REDIS_DB must be 0 or more")
+	}
+	if c.Avatar.Dir == "" {
+		c.Avatar.Dir = filepath.Join(c.DataDir, "avatars")
+	}
+	if c.Avatar.MaxBytes <= 0 {
+		bad("APP_AVATAR_MAX_BYTES must be positive")
+	}
+
+	if len(problems) > 0 {
+		return &Error{Problems: problems}
+	}
+	return nil
+}
+
+// Error lists everything wrong with a configuration.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "configuration refused:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// devMaterial returns the content of DataDir/name, creating it with make
+// (mode 0600) when it does not exist yet.
+func (c *Config) devMaterial(name string, make func() (string, error)) (string, error) {
+	path := filepath.Join(c.DataDir, name)
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	value, err := make()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return value, nil
+}
+
+// PreviousSecretList splits PreviousSecrets.
+func (t Token) PreviousSecretList() []string {
+	var out []string
+	for _, s := range strings.Split(t.PreviousSecrets, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// JWTKey is one named Ed25519 signing key.
+type JWTKey struct {
+	ID         string
+	PrivateKey ed25519.PrivateKey
+}
+
+// Ed25519Keys parses JWTKeys; the first key signs.
+func (t Token) Ed25519Keys() ([]JWTKey, error) {
+	var keys []JWTKey
+	seen := map[string]bool{}
+	for _, item := range strings.Split(t.JWTKeys, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		kid, seed, ok := strings.Cut(item, ":")
+		if !ok || kid == "" {
+			return nil, errors.New(`each key must look like "kid:base64url-seed"`)
+		}
+		if seen[kid] {
+			return nil, fmt.Errorf("kid %q appears twice", kid)
+		}
+		seen[kid] = true
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seed, "="))
+		if err != nil || len(raw) != ed25519.SeedSize {
+			return nil, fmt.Errorf("key %q: the seed must be %d bytes in base64url", kid, ed25519.SeedSize)
+		}
+		keys = append(keys, JWTKey{ID: kid, PrivateKey: ed25519.NewKeyFromSeed(raw)})
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no key given")
+	}
+	return keys, nil
+}
+
+// NewJWTKey makes a new "kid:seed" entry for APP_TOKEN_JWT_KEYS.
+func NewJWTKey(kid string) (string, error) {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return "", err
+	}
+	return kid + ":" + base64.RawURLEncoding.EncodeToString(seed), nil
+}
+
+func randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// IsDevelopment reports whether the service runs in development.
+func (c *Config) IsDevelopment() bool { return c.Env == Development }

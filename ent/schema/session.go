@@ -1,0 +1,50 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+)
+
+// Session is one login (a refresh-token family): it is created at login, its
+// refresh token rotates on every refresh, and revoking it ends the access
+// tokens issued under it.
+type Session struct{ ent.Schema }
+
+// Mixin of the Session.
+func (Session) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+
+// Fields of the Session.
+func (Session) Fields() []ent.Field {
+	return []ent.Field{
+		// id is random and opaque; it is the "sid" of the tokens issued under it.
+		field.String("id").MaxLen(64).NotEmpty().Immutable(),
+		field.Int("user_id").Immutable(),
+		field.String("appid").MaxLen(64).Immutable(),
+		field.String("openid").MaxLen(128).Immutable(),
+		// refresh_hash is the SHA-256 (hex) of the current refresh token's secret.
+		field.String("refresh_hash").MaxLen(64).Sensitive(),
+		field.Time("refresh_expires_at").SchemaType(timeType),
+		field.Int("generation").Default(0),
+		field.Time("revoked_at").SchemaType(timeType).Optional().Nillable(),
+		field.String("revoke_reason").MaxLen(32).Optional(),
+	}
+}
+
+// Edges of the Session.
+func (Session) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("user", User.Type).Ref("sessions").Field("user_id").Unique().Required().Immutable(),
+		edge.To("access_tokens", AccessToken.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+	}
+}
+
+// Indexes of the Session.
+func (Session) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("user_id"),
+		index.Fields("refresh_expires_at"),
+	}
+}

@@ -1,0 +1,168 @@
+// Package database opens the ent client on SQLite (pure Go, embedded
+// default) or MySQL/MariaDB, migrates the schema and closes the client when
+// the application stops.
+//
+// Module provides *ent.Client. An application that manages its own database
+// replaces it with fx.Replace(client) or fx.Decorate; the rest of the
+// modules only need an *ent.Client.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/go-sql-driver/mysql"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/ent"
+)
+
+// Module provides the ent client, migrated at start when configured.
+var Module = fx.Module("database",
+	fx.Provide(New),
+)
+
+// Params are New's dependencies.
+type Params struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    config.Database
+	Logger    *zap.Logger
+}
+
+// New opens the client; it migrates the schema on start when AutoMigrate
+// is set and closes the client on stop.
+func New(p Params) (*ent.Client, error) {
+	client, err := Open(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if err := Ping(ctx, client); err != nil {
+				return fmt.Errorf("database: %s is not reachable: %w", p.Config.Driver, err)
+			}
+			if p.Config.AutoMigrate {
+				if err := Migrate(ctx, client); err != nil {
+					return err
+				}
+				p.Logger.Info("database schema migrated", zap.String("driver", p.Config.Driver))
+			}
+			return nil
+		},
+		OnStop: func(context.Context) error { return client.Close() },
+	})
+	return client, nil
+}
+
+// Open opens an ent client for the configured driver without touching the
+// database yet.
+func Open(cfg config.Database) (*ent.Client, error) {
+	db, name, err := openSQL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return ent.NewClient(ent.Driver(entsql.OpenDB(name, db))), nil
+}
+
+func openSQL(cfg config.Database) (*sql.DB, string, error) {
+	switch cfg.Driver {
+	case "sqlite":
+		dsn, err := sqliteDSN(cfg.DSN)
+		if err != nil {
+			return nil, "", err
+		}
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, "", fmt.Errorf("database: open sqlite: %w", err)
+		}
+		// SQLite has one writer; one connection turns lock contention into
+		// queueing instead of SQLITE_BUSY errors under concurrent logins.
+		db.SetMaxOpenConns(1)
+		return db, dialect.SQLite, nil
+	case "mysql":
+		mc, err := mysql.ParseDSN(cfg.DSN)
+		if err != nil {
+			return nil, "", fmt.Errorf("database: APP_DATABASE_DSN is not a valid MySQL DSN: %w", err)
+		}
+		// ent scans DATETIME into time.Time and all instants are UTC.
+		mc.ParseTime = true
+		mc.Loc = time.UTC
+		connector, err := mysql.NewConnector(mc)
+		if err != nil {
+			return nil, "", fmt.Errorf("database: %w", err)
+		}
+		db := sql.OpenDB(connector)
+		db.SetMaxOpenConns(50)
+		db.SetMaxIdleConns(25)
+		db.SetConnMaxLifetime(5 * time.Minute)
+		return db, dialect.MySQL, nil
+	default:
+		return nil, "", fmt.Errorf("database: unknown driver %q", cfg.Driver)
+	}
+}
+
+// sqliteDSN adds the pragmas the project relies on (foreign keys, a busy
+// timeout, WAL for files) and creates the file's directory.
+func sqliteDSN(dsn string) (string, error) {
+	path := strings.TrimPrefix(dsn, "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	memory := path == ":memory:" || strings.Contains(dsn, "mode=memory")
+	if !memory && path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("database: create the directory of %s: %w", path, err)
+		}
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	if !strings.Contains(dsn, "foreign_keys") {
+		dsn += sep + "_pragma=foreign_keys(1)"
+		sep = "&"
+	}
+	if !strings.Contains(dsn, "busy_timeout") {
+		dsn += sep + "_pragma=busy_timeout(10000)"
+	}
+	if !memory && !strings.Contains(dsn, "journal_mode") {
+		dsn += "&_pragma=journal_mode(WAL)"
+	}
+	return dsn, nil
+}
+
+// Migrate creates or updates the schema.
+func Migrate(ctx context.Context, client *ent.Client) error {
+	if err := client.Schema.Create(ctx); err != nil {
+		return fmt.Errorf("database: migrate: %w", err)
+	}
+	return nil
+}
+
+// Ping checks the database answers.
+func Ping(ctx context.Context, client *ent.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err := client.User.Query().Limit(1).IDs(ctx)
+	if err != nil && isMissingTable(err) {
+		// Reachable but not migrated yet: that is the migrate command's job.
+		return nil
+	}
+	return err
+}
+
+func isMissingTable(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "no such table") || strings.Contains(s, "doesn't exist")
+}
