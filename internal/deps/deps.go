@@ -8,10 +8,9 @@ import (
 	_ "github.com/gofiber/contrib/jwt"
 	_ "github.com/gofiber/fiber/v2"
 	_ "github.com/golang-jwt/jwt/v5"
+	_ "github.com/hashicorp/golang-lru/v2"
 	_ "github.com/knadh/koanf/parsers/yaml"
 	_ "github.com/knadh/koanf/providers/confmap"
-	_ "github.com/hashicorp/golang-lru/v2"
-	_ "golang.org/x/sync/singleflight"
 	_ "github.com/knadh/koanf/providers/file"
 	_ "github.com/knadh/koanf/v2"
 	_ "github.com/redis/go-redis/v9"
@@ -19,5 +18,6 @@ import (
 	_ "go.uber.org/fx"
 	_ "go.uber.org/fx/fxtest"
 	_ "go.uber.org/zap"
+	_ "golang.org/x/sync/singleflight"
 	_ "modernc.org/sqlite"
 )

@@ -211,4 +211,3 @@ func Config(t testing.TB, vars map[string]string) *config.Config {
 	}
 	return cfg
 }
-
