@@ -1,0 +1,179 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxlogin/wxlogin/config"
+)
+
+// load reads a configuration from vars only, with a private data dir.
+func load(t *testing.T, vars map[string]string) (*config.Config, error) {
+	t.Helper()
+	env := map[string]string{"APP_DATA_DIR": t.TempDir()}
+	for k, v := range vars {
+		env[k] = v
+	}
+	return config.LoadFrom(func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	})
+}
+
+func TestDevelopmentDefaults(t *testing.T) {
+	cfg, err := load(t, nil)
+	require.NoError(t, err)
+	require.Equal(t, config.Development, cfg.Env)
+	require.Equal(t, "127.0.0.1:8080", cfg.HTTP.Addr)
+	require.Equal(t, "sqlite", cfg.Database.Driver)
+	require.Contains(t, cfg.Database.DSN, "wxlogin.db")
+	require.True(t, cfg.Database.AutoMigrate)
+	require.True(t, cfg.WeChat.Emulator)
+	require.Equal(t, "http://127.0.0.1:8081", cfg.WeChat.BaseURL, "the client points at the emulator")
+	require.Equal(t, config.DevAppID, cfg.WeChat.AppID)
+	require.Equal(t, "jwt", cfg.Token.Strategy)
+	require.Equal(t, 2*time.Hour, cfg.Token.TTL)
+	require.True(t, cfg.WeChat.StableToken)
+	require.GreaterOrEqual(t, len(cfg.Token.Secret), config.MinSecretBytes)
+	require.NotEmpty(t, cfg.Warnings, "a generated secret is announced")
+}
+
+func TestGeneratedSecretIsKept(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{"APP_DATA_DIR": dir}
+	a, err := load(t, vars)
+	require.NoError(t, err)
+	b, err := load(t, vars)
+	require.NoError(t, err)
+	require.Equal(t, a.Token.Secret, b.Token.Secret, "tokens survive a restart")
+	info, err := os.Stat(filepath.Join(dir, "token_secret"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	cfg, err := load(t, map[string]string{
+		"APP_HTTP_ADDR":            "0.0.0.0:9000",
+		"APP_DATABASE_DRIVER":      "mysql",
+		"APP_DATABASE_DSN":         "root@tcp(127.0.0.1:3306)/app?parseTime=true",
+		"APP_WECHAT_APPID":         "wxabc",
+		"APP_WECHAT_SECRET":        "s",
+		"APP_WECHAT_EMULATOR":      "false",
+		"APP_WECHAT_BASEURL":       "https://api.example.com/",
+		"APP_WECHAT_EMULATOR_ADDR": "127.0.0.1:9999",
+		"APP_WECHAT_STABLETOKEN":   "false",
+		"APP_TOKEN_STRATEGY":       "db",
+		"APP_TOKEN_SECRET":         strings.Repeat("s", 40),
+		"APP_TOKEN_TTL":            "15m",
+	})
+	require.NoError(t, err)
+	require.Equal(t, "0.0.0.0:9000", cfg.HTTP.Addr)
+	require.Equal(t, "mysql", cfg.Database.Driver)
+	require.Equal(t, "wxabc", cfg.WeChat.AppID)
+	require.False(t, cfg.WeChat.Emulator)
+	require.Equal(t, "https://api.example.com", cfg.WeChat.BaseURL)
+	require.Equal(t, "127.0.0.1:9999", cfg.WeChat.EmulatorAddr)
+	require.False(t, cfg.WeChat.StableToken)
+	require.Equal(t, "db", cfg.Token.Strategy)
+	require.Equal(t, 15*time.Minute, cfg.Token.TTL)
+}
+
+func TestYAMLFileUnderEnvironment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("http:\n  addr: 127.0.0.1:7000\ntoken:\n  strategy: db\n  ttl: 1h\n"), 0o600))
+	cfg, err := load(t, map[string]string{"APP_CONFIG": path, "APP_TOKEN_TTL": "30m"})
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:7000", cfg.HTTP.Addr)
+	require.Equal(t, "db", cfg.Token.Strategy)
+	require.Equal(t, 30*time.Minute, cfg.Token.TTL, "environment wins over the file")
+
+	_, err = load(t, map[string]string{"APP_CONFIG": filepath.Join(t.TempDir(), "missing.yaml")})
+	require.ErrorContains(t, err, "APP_CONFIG")
+}
+
+func TestProductionRefusesEverythingWrongAtOnce(t *testing.T) {
+	_, err := load(t, map[string]string{
+		"APP_ENV":             "production",
+		"APP_WECHAT_EMULATOR": "true",
+		"APP_TOKEN_SECRET":    "short",
+	})
+	var cerr *config.Error
+	require.ErrorAs(t, err, &cerr)
+	msg := err.Error()
+	for _, want := range []string{"APP_WECHAT_APPID", "APP_WECHAT_SECRET", "APP_WECHAT_EMULATOR", "APP_TOKEN_SECRET"} {
+		require.Contains(t, msg, want)
+	}
+	require.NotContains(t, msg, "short", "the secret's value is never echoed")
+}
+
+func TestProductionMissingSecret(t *testing.T) {
+	_, err := load(t, map[string]string{
+		"APP_ENV": "production", "APP_WECHAT_APPID": "wx1", "APP_WECHAT_SECRET": "s",
+	})
+	require.ErrorContains(t, err, "APP_TOKEN_SECRET is required")
+}
+
+func TestProductionAcceptsACompleteConfig(t *testing.T) {
+	cfg, err := load(t, map[string]string{
+		"APP_ENV": "production", "APP_WECHAT_APPID": "wx1", "APP_WECHAT_SECRET": "s",
+		"APP_TOKEN_SECRET": strings.Repeat("x", 32),
+	})
+	require.NoError(t, err)
+	require.False(t, cfg.WeChat.Emulator, "emulator off by default in production")
+	require.False(t, cfg.Database.AutoMigrate)
+	require.Equal(t, "https://api.weixin.qq.com", cfg.WeChat.BaseURL)
+}
+
+func TestInvalidValues(t *testing.T) {
+	cases := map[string]map[string]string{
+		"APP_TOKEN_STRATEGY":  {"APP_TOKEN_STRATEGY": "cookie"},
+		"APP_DATABASE_DRIVER": {"APP_DATABASE_DRIVER": "postgres"},
+		"APP_REDIS_ADDR":      {"APP_TOKEN_STRATEGY": "redis"},
+		"APP_TOKEN_JWT_ALG":   {"APP_TOKEN_JWT_ALG": "RS256"},
+		"APP_ENV":             {"APP_ENV": "staging"},
+		"wrong type":          {"APP_TOKEN_TTL": "two hours"},
+		"APP_TOKEN_JWT_KEYS":  {"APP_TOKEN_JWT_ALG": "EdDSA", "APP_TOKEN_JWT_KEYS": "k1:not-base64!"},
+	}
+	for want, vars := range cases {
+		t.Run(want, func(t *testing.T) {
+			_, err := load(t, vars)
+			require.ErrorContains(t, err, want)
+		})
+	}
+}
+
+func TestEdDSAKeys(t *testing.T) {
+	cfg, err := load(t, map[string]string{"APP_TOKEN_JWT_ALG": "EdDSA"})
+	require.NoError(t, err)
+	keys, err := cfg.Token.Ed25519Keys()
+	require.NoError(t, err)
+	require.Len(t, keys, 1, "development generates one key")
+
+	k1, err := config.NewJWTKey("2026-11")
+	require.NoError(t, err)
+	k2, err := config.NewJWTKey("2026-05")
+	require.NoError(t, err)
+	cfg, err = load(t, map[string]string{"APP_TOKEN_JWT_ALG": "EdDSA", "APP_TOKEN_JWT_KEYS": k1 + "," + k2})
+	require.NoError(t, err)
+	keys, err = cfg.Token.Ed25519Keys()
+	require.NoError(t, err)
+	require.Equal(t, []string{"2026-11", "2026-05"}, []string{keys[0].ID, keys[1].ID})
+
+	_, err = load(t, map[string]string{"APP_ENV": "production", "APP_WECHAT_APPID": "wx1", "APP_WECHAT_SECRET": "s",
+		"APP_TOKEN_SECRET": strings.Repeat("x", 32), "APP_TOKEN_JWT_ALG": "EdDSA"})
+	require.ErrorContains(t, err, "APP_TOKEN_JWT_KEYS is required")
+}
+
+// TestEveryVariableIsDocumented keeps the README's table true.
+func TestEveryVariableIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	for _, v := range config.Vars {
+		require.Contains(t, string(readme), "`"+v.Name+"`", "README must document %s", v.Name)
+	}
+}

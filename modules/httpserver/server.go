@@ -1,0 +1,262 @@
+// Package httpserver runs the Fiber application: it binds the listener when
+// the application starts (a failed bind stops start-up), shuts down
+// gracefully when it stops, gives every request an id and an access-log
+// line, and turns every error into one JSON shape:
+//
+//	{"error": {"code": "stable_code", "message": "what a person should know"}}
+//
+// Routes come from the "routes" value group ([AsRoute]) and readiness
+// checks from the "readiness" group ([AsCheck]); a business module adds
+// its routes the same way the built-in ones do. Route registration order
+// does not matter: middleware that must run in order is attached by each
+// route itself (see modules/auth).
+//
+// An application may replace the error mapping for its own error types by
+// returning an [*Error] from handlers, or decorate *fiber.App with
+// fx.Decorate to add app-wide middleware before routes are registered.
+package httpserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/wxlogin/wxlogin/config"
+)
+
+// Module provides the *Server and its *fiber.App and serves them.
+var Module = fx.Module("httpserver",
+	fx.Provide(New),
+	fx.Provide(func(s *Server) *fiber.App { return s.App }),
+	fx.Invoke(func(*Server) {}),
+)
+
+// Route registers handlers on the application.
+type Route interface {
+	Register(app *fiber.App)
+}
+
+// RouteFunc adapts a function to Route.
+type RouteFunc func(app *fiber.App)
+
+// Register calls f.
+func (f RouteFunc) Register(app *fiber.App) { f(app) }
+
+// AsRoute annotates a constructor of a Route so that it joins the "routes"
+// group: fx.Provide(httpserver.AsRoute(NewMyRoutes)).
+func AsRoute(constructor any) any {
+	return fx.Annotate(constructor, fx.As(new(Route)), fx.ResultTags(`group:"routes"`))
+}
+
+// Check is one readiness check, run by GET /readyz.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// AsCheck annotates a constructor of a Check so that it joins the
+// "readiness" group.
+func AsCheck(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"readiness"`))
+}
+
+// Params are New's dependencies.
+type Params struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    config.HTTP
+	Logger    *zap.Logger
+	Routes    []Route `group:"routes"`
+	Checks    []Check `group:"readiness"`
+}
+
+// Server is the Fiber application and its listener.
+type Server struct {
+	App    *fiber.App
+	cfg    config.HTTP
+	logger *zap.Logger
+	addr   atomic.Value // string, once bound
+}
+
+// New builds the server, registers health, readiness and the grouped
+// routes, and ties the listener to the lifecycle.
+func New(p Params) *Server {
+	s := &Server{App: NewApp(p.Config, p.Logger), cfg: p.Config, logger: p.Logger}
+	RegisterHealth(s.App, p.Checks)
+	for _, r := range p.Routes {
+		r.Register(s.App)
+	}
+	p.Lifecycle.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
+	return s
+}
+
+// NewApp returns a Fiber application with the project's error handler,
+// request ids, access log and panic recovery, and no routes. Tests and
+// applications without fx use it directly.
+func NewApp(cfg config.HTTP, logger *zap.Logger) *fiber.App {
+	bodyLimit := cfg.BodyLimit
+	if bodyLimit <= 0 {
+		bodyLimit = 4 << 20
+	}
+	app := fiber.New(fiber.Config{
+		AppName:               "wxlogin",
+		DisableStartupMessage: true,
+		BodyLimit:             bodyLimit,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		ErrorHandler:          ErrorHandler(logger),
+	})
+	app.Use(requestID, accessLog(logger), recover.New())
+	return app
+}
+
+// Start binds the listener and serves in the background.
+func (s *Server) Start(context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("http: cannot listen on %s (APP_HTTP_ADDR): %w", s.cfg.Addr, err)
+	}
+	s.addr.Store(ln.Addr().String())
+	s.logger.Info("http server listening", zap.String("addr", ln.Addr().String()))
+	go func() {
+		if err := s.App.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.logger.Error("http server stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// Stop lets in-flight requests finish, within the shutdown timeout.
+func (s *Server) Stop(ctx context.Context) error {
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return s.App.ShutdownWithContext(ctx)
+}
+
+// Addr is the bound address (useful with port 0), or "" before start.
+func (s *Server) Addr() string {
+	a, _ := s.addr.Load().(string)
+	return a
+}
+
+// RegisterHealth adds GET /healthz (the process is up) and GET /readyz
+// (every check passes).
+func RegisterHealth(app *fiber.App, checks []Check) {
+	app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		results := make(map[string]string, len(checks))
+		ready := true
+		for _, ch := range checks {
+			ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+			err := ch.Run(ctx)
+			cancel()
+			if err != nil {
+				ready = false
+				results[ch.Name] = "unavailable"
+				Logger(c).Warn("readiness check failed", zap.String("check", ch.Name), zap.Error(err))
+				continue
+			}
+			results[ch.Name] = "ok"
+		}
+		if !ready {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+				"error":  Body{Code: "not_ready", Message: "a dependency is unavailable"},
+				"checks": results,
+			})
+		}
+		return c.JSON(fiber.Map{"status": "ready", "checks": results})
+	})
+}
+
+const (
+	requestIDHeader = "X-Request-ID"
+	localRequestID  = "wxlogin.request_id"
+	localLogger     = "wxlogin.logger"
+)
+
+// requestID keeps a well-formed incoming X-Request-ID or makes one.
+func requestID(c *fiber.Ctx) error {
+	id := c.Get(requestIDHeader)
+	if !validRequestID(id) {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	} else {
+		id = string([]byte(id)) // the header buffer is reused after the request
+	}
+	c.Locals(localRequestID, id)
+	c.Set(requestIDHeader, id)
+	return c.Next()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// RequestID returns the request's id.
+func RequestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+// Logger returns the request's logger (with its request id).
+func Logger(c *fiber.Ctx) *zap.Logger {
+	if l, ok := c.Locals(localLogger).(*zap.Logger); ok {
+		return l
+	}
+	return zap.NewNop()
+}
+
+// accessLog writes one line per request. It logs the path without the
+// query string: nothing secret belongs in a query, but if a client puts
+// one there it still stays out of the logs.
+func accessLog(logger *zap.Logger) fiber.Handler {
+	access := logger.Named("access")
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		c.Locals(localLogger, logger.With(zap.String("request_id", RequestID(c))))
+		err := c.Next()
+		if err != nil {
+			// Render now so the logged status is the one the client gets.
+			if herr := c.App().ErrorHandler(c, err); herr != nil {
+				_ = c.SendStatus(fiber.StatusInternalServerError)
+			}
+		}
+		access.Info("request",
+			zap.String("request_id", RequestID(c)),
+			zap.String("method", c.Method()),
+			zap.String("path", c.Path()),
+			zap.Int("status", c.Response().StatusCode()),
+			zap.Duration("duration", time.Since(start)),
+			zap.Int("bytes", len(c.Response().Body())),
+			zap.String("ip", c.IP()),
+		)
+		return nil
+	}
+}
