@@ -177,4 +177,3 @@ func TestValidateAvatarURL(t *testing.T) {
 		require.Error(t, err, a)
 	}
 }
-
