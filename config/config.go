@@ -423,6 +423,10 @@ func (c *Config) complete() error {
 	}
 	if c.Avatar.MaxBytes <= 0 {
 		bad("APP_AVATAR_MAX_BYTES must be positive")
+	} else if int64(c.HTTP.BodyLimit) < c.Avatar.MaxBytes+64<<10 {
+		// Leave room for the multipart envelope so the avatar's own limit
+		// is the one a client runs into.
+		c.HTTP.BodyLimit = int(c.Avatar.MaxBytes + 64<<10)
 	}
 
 	if len(problems) > 0 {

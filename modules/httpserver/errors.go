@@ -9,7 +9,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"go.uber.org/zap"
 
+	"github.com/wxlogin/wxlogin/internal/wxcrypto"
+	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
+	"github.com/wxlogin/wxlogin/modules/wechat"
 )
 
 // Body is the JSON error object.
@@ -56,6 +59,10 @@ func ErrorHandler(logger *zap.Logger) fiber.ErrorHandler {
 			l = logger
 		}
 		switch {
+		case e.Code == "wechat_misconfigured":
+			l.Error("WeChat refused our credentials or setup: check APP_WECHAT_APPID, APP_WECHAT_SECRET, "+
+				"the server IP whitelist and the AppSecret's state in the mini program admin console",
+				zap.String("code", e.Code), zap.Error(err))
 		case e.Status >= 500:
 			l.Error("request failed", zap.String("code", e.Code), zap.Error(err))
 		case e.Err != nil:
@@ -95,7 +102,74 @@ func Map(err error) *Error {
 
 // mappers map the modules' errors; each returns nil for errors it does not know.
 var mappers = []func(error) *Error{
+	mapToken,
 	mapUser,
+	mapOpenData,
+	mapWeChat,
+}
+
+func mapToken(err error) *Error {
+	switch {
+	case errors.Is(err, token.ErrUnauthenticated):
+		return &Error{Status: fiber.StatusUnauthorized, Code: "unauthenticated", Message: "the access token is missing, malformed, expired or revoked; log in again"}
+	case errors.Is(err, token.ErrRefreshReused):
+		return &Error{Status: fiber.StatusUnauthorized, Code: "refresh_token_reused", Message: "this refresh token was already used; the session has been revoked for safety: log in again"}
+	case errors.Is(err, token.ErrInvalidRefresh):
+		return &Error{Status: fiber.StatusUnauthorized, Code: "invalid_refresh_token", Message: "the refresh token is unknown, expired or revoked; log in again"}
+	}
+	return nil
+}
+
+// mapOpenData maps decryption failures of data the device handed over.
+func mapOpenData(err error) *Error {
+	switch {
+	case errors.Is(err, wxcrypto.ErrStaleSessionKey):
+		return &Error{Status: fiber.StatusConflict, Code: "session_key_stale", Message: "the data does not decrypt with the current session key: " +
+			"the device called wx.login after producing it. Call wx.login, log in again with the new code, then send the data again"}
+	case errors.Is(err, wxcrypto.ErrAppIDMismatch):
+		return &Error{Status: fiber.StatusForbidden, Code: "watermark_mismatch", Message: "the data was produced for another mini program"}
+	case errors.Is(err, wxcrypto.ErrMalformed):
+		// The wxcrypto texts are written to be shown and hold no key material.
+		return &Error{Status: fiber.StatusBadRequest, Code: "invalid_encrypted_data", Message: publicMessage(err)}
+	case errors.Is(err, wxcrypto.ErrSessionKey):
+		return &Error{Status: fiber.StatusInternalServerError, Code: "internal_error", Message: "internal error"}
+	}
+	return nil
+}
+
+func publicMessage(err error) string {
+	var ce *wxcrypto.Error
+	if errors.As(err, &ce) {
+		return ce.Error()
+	}
+	return err.Error()
+}
+
+// mapWeChat maps WeChat's answers. Misconfiguration is the operator's
+// problem, so the client gets a generic 500 and the log line says what to fix.
+func mapWeChat(err error) *Error {
+	var we *wechat.Error
+	isWeChat := errors.As(err, &we)
+	if !isWeChat && !errors.Is(err, wechat.ErrUnavailable) {
+		return nil
+	}
+	switch wechat.KindOf(err) {
+	case wechat.KindInvalidCode:
+		return &Error{Status: fiber.StatusUnauthorized, Code: "invalid_code", Message: "the code is invalid, expired or already used; call wx.login (or the button) again for a new one"}
+	case wechat.KindRateLimited:
+		return &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited", Message: "WeChat's rate limit was reached; retry in a minute"}
+	case wechat.KindBlocked:
+		return &Error{Status: fiber.StatusForbidden, Code: "user_blocked", Message: "WeChat refused this user (high-risk account)"}
+	case wechat.KindUnavailable:
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: "wechat_unavailable", Message: "WeChat is unavailable; retry shortly"}
+	case wechat.KindMisconfigured:
+		return &Error{Status: fiber.StatusInternalServerError, Code: "wechat_misconfigured", Message: "the server's WeChat configuration is wrong; the operator has been told"}
+	case wechat.KindAccessToken:
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: "wechat_unavailable", Message: "WeChat refused the server's access token; retry shortly"}
+	case wechat.KindSessionKey:
+		return &Error{Status: fiber.StatusConflict, Code: "session_key_stale", Message: "WeChat no longer accepts the stored session key; call wx.login and log in again"}
+	}
+	return &Error{Status: fiber.StatusBadGateway, Code: "wechat_error", Message: "WeChat refused the request"}
 }
 
 func mapUser(err error) *Error {

@@ -1,0 +1,134 @@
+// Command app is the wxlogin service and the composition root: it lists the
+// modules and holds no business logic.
+//
+//	go run ./app            serve the HTTP API (the default command)
+//	go run ./app emulator   run the WeChat emulator alone
+//	go run ./app migrate    create or update the database schema
+//
+// Configuration comes from config/config.yaml (or APP_CONFIG) and APP_*
+// environment variables; with none, it runs in development on SQLite with
+// the built-in WeChat emulator.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/auth"
+	"github.com/wxlogin/wxlogin/modules/database"
+	"github.com/wxlogin/wxlogin/modules/emulator"
+	"github.com/wxlogin/wxlogin/modules/example"
+	"github.com/wxlogin/wxlogin/modules/httpserver"
+	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/redis"
+	"github.com/wxlogin/wxlogin/modules/token"
+	"github.com/wxlogin/wxlogin/modules/user"
+	"github.com/wxlogin/wxlogin/modules/wechat"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: app [serve | emulator | migrate | help]
+
+  serve      serve the HTTP API (default)
+  emulator   run the WeChat emulator alone on APP_WECHAT_EMULATOR_ADDR
+  migrate    create or update the database schema and exit
+
+Configuration: config/config.yaml (or the file APP_CONFIG names) and APP_*
+environment variables; see README.md.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if cmd != "serve" && cmd != "emulator" && cmd != "migrate" {
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	switch cmd {
+	case "emulator":
+		return serveEmulator(cfg, stderr)
+	case "migrate":
+		return migrate(cfg, stdout, stderr)
+	}
+	app := fx.New(Options(cfg), fx.Invoke(quickStart))
+	if err := app.Err(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	app.Run()
+	return 0
+}
+
+// Options composes the service's modules for cfg. A team's own service
+// lists the same modules plus its own (see README "Compose your own app").
+func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
+	opts := []fx.Option{
+		config.Static(cfg),
+		log.Module,
+		log.FxLogger,
+		database.Module,
+		user.Module,
+		wechat.Module,
+		token.Module,
+		httpserver.Module,
+		auth.Module,
+		example.Module,
+	}
+	if cfg.Redis.Enabled() {
+		opts = append(opts, redis.Module)
+	}
+	if cfg.WeChat.Emulator {
+		opts = append(opts, emulator.Module)
+	}
+	return fx.Options(append(opts, extra...)...)
+}
+
+func migrate(cfg *config.Config, stdout, stderr io.Writer) int {
+	client, err := database.Open(cfg.Database)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := database.Migrate(ctx, client); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "schema migrated (%s)\n", cfg.Database.Driver)
+	return 0
+}
+
+func serveEmulator(cfg *config.Config, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := emulator.Serve(ctx, cfg.WeChat, stderr); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,218 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/wxlogin/wxlogin/modules/httpserver"
+	"github.com/wxlogin/wxlogin/modules/token"
+	"github.com/wxlogin/wxlogin/modules/user"
+	"github.com/wxlogin/wxlogin/modules/wechat"
+)
+
+// CodeExchanger is the part of the WeChat client that login needs.
+type CodeExchanger interface {
+	AppID() string
+	Code2Session(ctx context.Context, code string) (wechat.Session, error)
+}
+
+// Handlers serve the login API.
+type Handlers struct {
+	wechat   CodeExchanger
+	users    user.Store
+	strategy token.Strategy
+	guard    *Guard
+	logger   *zap.Logger
+	logins   singleflight.Group
+}
+
+// NewHandlers returns the login API handlers.
+func NewHandlers(wc CodeExchanger, users user.Store, strategy token.Strategy, guard *Guard, logger *zap.Logger) *Handlers {
+	return &Handlers{wechat: wc, users: users, strategy: strategy, guard: guard, logger: logger.Named("auth")}
+}
+
+// Register adds the routes:
+//
+//	POST  /api/v1/auth/login       {"code"} → tokens and user
+//	POST  /api/v1/auth/refresh     {"refresh_token"} → new tokens
+//	POST  /api/v1/auth/logout      (bearer) → 204
+//	POST  /api/v1/auth/logout/all  (bearer) → 204
+//	GET   /api/v1/me               (bearer) → user
+//	PATCH /api/v1/me               (bearer) {"nickname"?, "avatar_url"?} → user
+func (h *Handlers) Register(app *fiber.App) {
+	app.Post("/api/v1/auth/login", h.Login)
+	app.Post("/api/v1/auth/refresh", h.Refresh)
+	app.Post("/api/v1/auth/logout", h.guard.Handler(), h.Logout)
+	app.Post("/api/v1/auth/logout/all", h.guard.Handler(), h.LogoutAll)
+	app.Get("/api/v1/me", h.guard.Handler(), h.Me)
+	app.Patch("/api/v1/me", h.guard.Handler(), h.UpdateMe)
+}
+
+// TokenResponse is the body of a successful login or refresh.
+type TokenResponse struct {
+	AccessToken      string       `json:"access_token"`
+	TokenType        string       `json:"token_type"`
+	ExpiresIn        int64        `json:"expires_in"`
+	RefreshToken     string       `json:"refresh_token"`
+	RefreshExpiresIn int64        `json:"refresh_expires_in"`
+	User             *user.Public `json:"user,omitempty"`
+}
+
+func tokenResponse(p token.Pair, u *user.Public) TokenResponse {
+	now := time.Now()
+	return TokenResponse{
+		AccessToken:      p.AccessToken,
+		TokenType:        "Bearer",
+		ExpiresIn:        int64(p.ExpiresAt.Sub(now).Round(time.Second).Seconds()),
+		RefreshToken:     p.RefreshToken,
+		RefreshExpiresIn: int64(p.RefreshExpiresAt.Sub(now).Round(time.Second).Seconds()),
+		User:             u,
+	}
+}
+
+// MaxCodeLen bounds a wx.login code (real ones have 32 characters).
+const MaxCodeLen = 256
+
+type loginRequest struct {
+	Code *string `json:"code"`
+}
+
+// Login exchanges a wx.login code for our user and tokens. Concurrent
+// requests with one code share one WeChat call and one answer, so a client
+// that retries does not burn its code against itself.
+func (h *Handlers) Login(c *fiber.Ctx) error {
+	var req loginRequest
+	if err := httpserver.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Code == nil || *req.Code == "" {
+		return httpserver.BadRequest("missing_code", "the request body must carry the wx.login code as \"code\"")
+	}
+	code := *req.Code
+	if len(code) > MaxCodeLen || !printableASCII(code) {
+		return httpserver.NewError(fiber.StatusUnauthorized, "invalid_code", "the code is not a wx.login code; call wx.login again")
+	}
+	sum := sha256.Sum256([]byte(code))
+	key := hex.EncodeToString(sum[:])
+	// Detached from the request: the shared call must finish even if the
+	// first caller goes away, since the code is spent at WeChat either way.
+	ctx := context.WithoutCancel(c.UserContext())
+	v, err, _ := h.logins.Do(key, func() (any, error) { return h.login(ctx, code) })
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+func (h *Handlers) login(ctx context.Context, code string) (TokenResponse, error) {
+	s, err := h.wechat.Code2Session(ctx, code)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	u, err := h.users.Login(ctx, user.LoginInput{
+		AppID:      h.wechat.AppID(),
+		OpenID:     s.OpenID,
+		UnionID:    s.UnionID,
+		SessionKey: s.SessionKey.Reveal(),
+	})
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	pair, err := h.strategy.Issue(ctx, token.Subject{UserID: u.ID, AppID: u.Appid, OpenID: u.Openid})
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	view := user.View(u)
+	h.logger.Info("login", zap.Int("user_id", u.ID))
+	return tokenResponse(pair, &view), nil
+}
+
+type refreshRequest struct {
+	RefreshToken *string `json:"refresh_token"`
+}
+
+// Refresh rotates a refresh token.
+func (h *Handlers) Refresh(c *fiber.Ctx) error {
+	var req refreshRequest
+	if err := httpserver.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.RefreshToken == nil || *req.RefreshToken == "" {
+		return httpserver.BadRequest("missing_refresh_token", "the request body must carry \"refresh_token\"")
+	}
+	if len(*req.RefreshToken) > MaxTokenLen {
+		return token.ErrInvalidRefresh
+	}
+	pair, err := h.strategy.Refresh(c.UserContext(), *req.RefreshToken)
+	if err != nil {
+		return err
+	}
+	return c.JSON(tokenResponse(pair, nil))
+}
+
+// Logout revokes the caller's session: this access token and its refresh
+// token. The user's other sessions keep working.
+func (h *Handlers) Logout(c *fiber.Ctx) error {
+	p, _ := PrincipalOf(c)
+	if err := h.strategy.Revoke(c.UserContext(), p); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// LogoutAll revokes every session of the caller.
+func (h *Handlers) LogoutAll(c *fiber.Ctx) error {
+	p, _ := PrincipalOf(c)
+	if err := h.strategy.RevokeAll(c.UserContext(), p.UserID); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// Me returns the caller.
+func (h *Handlers) Me(c *fiber.Ctx) error {
+	p, _ := PrincipalOf(c)
+	u, err := h.users.Get(c.UserContext(), p.UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(user.View(u))
+}
+
+type updateMeRequest struct {
+	Nickname  *string `json:"nickname"`
+	AvatarURL *string `json:"avatar_url"`
+}
+
+// UpdateMe changes the caller's nickname and/or avatar URL. The user is
+// the one the token names; nothing in the body can point elsewhere.
+func (h *Handlers) UpdateMe(c *fiber.Ctx) error {
+	var req updateMeRequest
+	if err := httpserver.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Nickname == nil && req.AvatarURL == nil {
+		return httpserver.BadRequest("empty_update", "give \"nickname\" and/or \"avatar_url\"")
+	}
+	p, _ := PrincipalOf(c)
+	u, err := h.users.UpdateProfile(c.UserContext(), p.UserID, user.ProfileUpdate{Nickname: req.Nickname, AvatarURL: req.AvatarURL})
+	if err != nil {
+		return err
+	}
+	return c.JSON(user.View(u))
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
