@@ -1,0 +1,41 @@
+package token_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wxlogin/wxlogin/modules/token"
+	"github.com/wxlogin/wxlogin/modules/token/tokentest"
+)
+
+// TestContract runs the one contract suite against every strategy, on every
+// backend, with and without the verification cache.
+func TestContract(t *testing.T) {
+	for _, k := range kinds {
+		for _, backend := range backendsFor(k) {
+			for _, cached := range []bool{false, true} {
+				name := k.name + "/" + backend + "/plain"
+				if cached {
+					name = k.name + "/" + backend + "/cached"
+				}
+				t.Run(name, func(t *testing.T) {
+					tokentest.Run(t, func(t *testing.T) tokentest.Env {
+						clock := tokentest.NewClock(time.Now())
+						s := openStores(t, k, backend)
+						feed := token.NewLocalFeed()
+						st := build(t, k, s, testConfig(t, k.strategy, k.alg), token.Options{Feed: feed, Now: clock.Now})
+						if cached {
+							c, err := token.NewCached(st, feed, token.CacheOptions{Size: 100, Now: clock.Now})
+							if err != nil {
+								t.Fatal(err)
+							}
+							t.Cleanup(c.Close)
+							st = c
+						}
+						return tokentest.Env{Strategy: st, Clock: clock, TTL: testTTL, RefreshTTL: testRefreshTTL, NewSubject: subjectsFor(s)}
+					})
+				})
+			}
+		}
+	}
+}

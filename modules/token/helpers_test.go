@@ -1,0 +1,125 @@
+package token_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/internal/testutil"
+	"github.com/wxlogin/wxlogin/modules/token"
+	"github.com/wxlogin/wxlogin/modules/token/tokentest"
+)
+
+const (
+	testTTL        = time.Hour
+	testRefreshTTL = 24 * time.Hour
+)
+
+// testConfig is a token section with fresh random keys.
+func testConfig(t testing.TB, strategy, alg string) config.Token {
+	t.Helper()
+	k1, err := config.NewJWTKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config.Token{
+		Strategy:        strategy,
+		Secret:          testutil.RandomName("hs256-secret-") + testutil.RandomName("-"),
+		TTL:             testTTL,
+		RefreshTTL:      testRefreshTTL,
+		Issuer:          "wxlogin-test",
+		JWTAlg:          alg,
+		JWTKeys:         k1,
+		CacheSize:       1000,
+		RevocationPoll:  50 * time.Millisecond,
+		CleanupInterval: time.Minute,
+	}
+}
+
+// kind is one way to build a strategy for the tests.
+type kind struct {
+	name     string
+	strategy string
+	alg      string
+	// redisDeny keeps the jwt deny list in Redis (and needs Redis).
+	redisDeny bool
+}
+
+var kinds = []kind{
+	{name: "jwt-hs256", strategy: token.NameJWT, alg: token.AlgHS256},
+	{name: "jwt-hs256-redisdeny", strategy: token.NameJWT, alg: token.AlgHS256, redisDeny: true},
+	{name: "jwt-eddsa", strategy: token.NameJWT, alg: token.AlgEdDSA},
+	{name: "db", strategy: token.NameDB},
+	{name: "redis", strategy: token.NameRedis},
+}
+
+func (k kind) needsRedis() bool { return k.strategy == token.NameRedis || k.redisDeny }
+
+// stores are what a strategy is built on.
+type stores struct {
+	client *ent.Client
+	rdb    *redis.Client
+	prefix string
+}
+
+func openStores(t testing.TB, k kind, backend string) stores {
+	t.Helper()
+	var s stores
+	if k.strategy != token.NameRedis {
+		s.client = testutil.Database(t, backend)
+	}
+	if k.needsRedis() {
+		s.rdb, s.prefix = testutil.Redis(t)
+	}
+	return s
+}
+
+// build makes the strategy of kind k on s.
+func build(t testing.TB, k kind, s stores, cfg config.Token, o token.Options) token.Strategy {
+	t.Helper()
+	o.Config = cfg
+	var st token.Strategy
+	var err error
+	switch k.strategy {
+	case token.NameJWT:
+		keys, kerr := token.NewKeySet(cfg)
+		if kerr != nil {
+			t.Fatal(kerr)
+		}
+		var deny token.DenyList = token.NewDBDenyList(s.client)
+		if k.redisDeny {
+			deny = token.NewRedisDenyList(s.rdb, s.prefix)
+		}
+		st, err = token.NewJWT(s.client, keys, deny, o)
+	case token.NameDB:
+		st, err = token.NewDB(s.client, o)
+	case token.NameRedis:
+		st, err = token.NewRedis(s.rdb, s.prefix, o)
+	}
+	if err != nil {
+		t.Fatalf("build %s: %v", k.name, err)
+	}
+	return st
+}
+
+func subjectsFor(s stores) func(testing.TB) token.Subject {
+	if s.client != nil {
+		return tokentest.EntSubjects(s.client)
+	}
+	return tokentest.Subjects()
+}
+
+// backendsFor lists the SQL backends a kind runs on; the redis strategy
+// needs none.
+func backendsFor(k kind) []string {
+	if k.strategy == token.NameRedis {
+		return []string{"redis"}
+	}
+	if k.redisDeny {
+		return []string{"mariadb"}
+	}
+	return testutil.Backends
+}
