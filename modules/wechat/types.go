@@ -1,0 +1,168 @@
+package wechat
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+const redacted = "[redacted]"
+
+// SessionKey is a user's session_key. It prints, marshals to JSON/text and
+// logs as "[redacted]"; Reveal (or string(k)) gives the value to code that
+// must store it or decrypt with it. It must never leave the server.
+type SessionKey string
+
+// Reveal returns the session key itself.
+func (k SessionKey) Reveal() string { return string(k) }
+
+// String hides the key from fmt.
+func (SessionKey) String() string { return redacted }
+
+// GoString hides the key from %#v.
+func (SessionKey) GoString() string { return `"` + redacted + `"` }
+
+// Format hides the key from every fmt verb (%d, %x and the rest included).
+func (k SessionKey) Format(f fmt.State, verb rune) {
+	if verb == 'q' || (verb == 'v' && f.Flag('#')) {
+		_, _ = io.WriteString(f, k.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, k.String())
+}
+
+// MarshalJSON hides the key from encoding/json (and from zap's reflection).
+func (SessionKey) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// MarshalText hides the key from text encoders.
+func (SessionKey) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Session is the answer of code2Session (and of resetUserSessionKey, which
+// leaves UnionID empty).
+type Session struct {
+	OpenID string
+	// UnionID is set only when the mini program is bound to an Open Platform account.
+	UnionID    string
+	SessionKey SessionKey
+}
+
+// MarshalLogObject logs the ids, never the session key.
+func (s Session) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("openid", s.OpenID)
+	if s.UnionID != "" {
+		enc.AddString("unionid", s.UnionID)
+	}
+	return nil
+}
+
+// PhoneInfo is the answer of getPhoneNumber.
+type PhoneInfo struct {
+	// PhoneNumber includes the country code for numbers outside mainland China.
+	PhoneNumber string
+	// PurePhoneNumber is the number without the country code.
+	PurePhoneNumber string
+	// CountryCode is e.g. "86" (WeChat sends a string or a number).
+	CountryCode string
+	Watermark   Watermark
+}
+
+// Watermark says which app a piece of WeChat data was produced for, and when.
+type Watermark struct {
+	AppID string
+	// Timestamp is in Unix seconds.
+	Timestamp int64
+}
+
+// Token is an access token as a TokenStore keeps it. It prints and logs as
+// "[redacted]"; Value is the token itself.
+type Token struct {
+	// Value is the access token.
+	Value string
+	// RefreshAt is when instances stop using it and fetch the next one
+	// (five minutes before ExpiresAt, or half-way for short lifetimes).
+	RefreshAt time.Time
+	// ExpiresAt is when WeChat stops accepting it; stores may drop it then.
+	ExpiresAt time.Time
+}
+
+// String hides the token value from fmt.
+func (t Token) String() string {
+	return fmt.Sprintf("Token{Value:%s RefreshAt:%s ExpiresAt:%s}", redacted,
+		t.RefreshAt.Format(time.RFC3339), t.ExpiresAt.Format(time.RFC3339))
+}
+
+// GoString hides the token value from %#v.
+func (t Token) GoString() string { return "wechat." + t.String() }
+
+// Format hides the token value from every fmt verb.
+func (t Token) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, t.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, t.String())
+}
+
+// MarshalLogObject logs the times, never the value.
+func (t Token) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddTime("refresh_at", t.RefreshAt)
+	enc.AddTime("expires_at", t.ExpiresAt)
+	return nil
+}
+
+// freshAt reports whether the token is set and should still be used at now.
+func (t Token) freshAt(now time.Time) bool { return t.Value != "" && now.Before(t.RefreshAt) }
+
+// flexString decodes a JSON string or number into its text.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*f = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("want a string or a number")
+		}
+		*f = flexString(n.String())
+	}
+	return nil
+}
+
+// flexInt decodes a JSON number or a numeric string.
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	if s == "" {
+		*f = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(string(s), 10, 64)
+	if err != nil {
+		// WeChat integers never have fractions; accept "7200.0" anyway.
+		x, ferr := strconv.ParseFloat(string(s), 64)
+		if ferr != nil {
+			return fmt.Errorf("want an integer")
+		}
+		n = int64(x)
+	}
+	*f = flexInt(n)
+	return nil
+}
