@@ -28,8 +28,8 @@ func (f *fakeInner) Issue(context.Context, token.Subject) (token.Pair, error) {
 	return token.Pair{}, nil
 }
 func (f *fakeInner) Refresh(context.Context, string) (token.Pair, error) { return token.Pair{}, nil }
-func (f *fakeInner) Revoke(context.Context, token.Principal) error      { return nil }
-func (f *fakeInner) RevokeAll(context.Context, int) error               { return nil }
+func (f *fakeInner) Revoke(context.Context, token.Principal) error       { return nil }
+func (f *fakeInner) RevokeAll(context.Context, int) error                { return nil }
 func (f *fakeInner) Verify(_ context.Context, tok string) (token.Principal, error) {
 	f.calls.Add(1)
 	if f.onCheck != nil {
