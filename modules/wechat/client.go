@@ -3,10 +3,7 @@ package wechat
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/wxcrypto"
 )
 
 // API paths, relative to config.WeChat.BaseURL.
@@ -169,6 +167,9 @@ func httpClient(custom *http.Client) (*http.Client, error) {
 	return &hc, nil
 }
 
+// CloseIdleConnections closes the keep-alive connections the client holds.
+func (c *HTTPClient) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // AppID is the mini program this client speaks for.
 func (c *HTTPClient) AppID() string { return c.appID }
 
@@ -216,15 +217,7 @@ func (c *HTTPClient) GetPhoneNumber(ctx context.Context, code string) (PhoneInfo
 		return PhoneInfo{}, &Error{Path: pathPhoneNumber, Code: 41008, Message: "missing code (empty code not sent to WeChat)"}
 	}
 	type wire struct {
-		PhoneInfo *struct {
-			PhoneNumber     string     `json:"phoneNumber"`
-			PurePhoneNumber string     `json:"purePhoneNumber"`
-			CountryCode     flexString `json:"countryCode"`
-			Watermark       struct {
-				AppID     string  `json:"appid"`
-				Timestamp flexInt `json:"timestamp"`
-			} `json:"watermark"`
-		} `json:"phone_info"`
+		PhoneInfo *wxcrypto.PhoneInfo `json:"phone_info"`
 	}
 	var out wire
 	err := c.tokens.Do(ctx, func(ctx context.Context, token string) error {
@@ -251,7 +244,7 @@ func (c *HTTPClient) GetPhoneNumber(ctx context.Context, code string) (PhoneInfo
 		PhoneNumber:     p.PhoneNumber,
 		PurePhoneNumber: p.PurePhoneNumber,
 		CountryCode:     string(p.CountryCode),
-		Watermark:       Watermark{AppID: p.Watermark.AppID, Timestamp: int64(p.Watermark.Timestamp)},
+		Watermark:       Watermark{AppID: p.Watermark.AppID, Timestamp: p.Watermark.Timestamp},
 	}, nil
 }
 
@@ -303,20 +296,9 @@ func signedQuery(token, openid, sessionKey string) url.Values {
 	return url.Values{
 		"access_token": {token},
 		"openid":       {openid},
-		"signature":    {sessionSignature(sessionKey, nil)},
+		"signature":    {wxcrypto.SessionSignature(sessionKey, nil)}, // GET: the body is ""
 		"sig_method":   {"hmac_sha256"},
 	}
-}
-
-// sessionSignature is the user-state signature of checkSessionKey and
-// resetUserSessionKey: lowercase hex HMAC-SHA256 keyed with the session_key
-// string's own bytes (not base64-decoded) over the request body ("" for GET).
-//
-// TODO(lead): unify with internal/wxcrypto.SessionSignature once it exists.
-func sessionSignature(sessionKey string, body []byte) string {
-	m := hmac.New(sha256.New, []byte(sessionKey))
-	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
 }
 
 // fetchAccessToken gets a new token from stable_token or the classic token API.

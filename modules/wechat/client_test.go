@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/wxcrypto"
 )
 
 func TestCode2SessionDecodesWhateverTheContentType(t *testing.T) {
@@ -368,7 +369,7 @@ func TestGetPhoneNumberCountryCodeAsNumber(t *testing.T) {
 	f := newFake(t)
 	f.handle(pathPhoneNumber, f.withToken(func(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, "text/plain", `{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"+1 2025550123",`+
-			`"purePhoneNumber":"2025550123","countryCode":1,"watermark":{"timestamp":"1637744274","appid":"`+testAppID+`"}}}`)
+			`"purePhoneNumber":"2025550123","countryCode":1,"watermark":{"timestamp":1637744274,"appid":"`+testAppID+`"}}}`)
 	}))
 	p, err := f.client(t, nil).GetPhoneNumber(context.Background(), "c")
 	require.NoError(t, err)
@@ -393,7 +394,7 @@ func TestGetPhoneNumberRefusesUnusableAnswers(t *testing.T) {
 
 func TestSessionSignaturePublishedVector(t *testing.T) {
 	assert.Equal(t, "654571f79995b2ce1e149e53c0a33dc39c0a74090db514261454e8dbe432aa0b",
-		sessionSignature("o0q0otL8aEzpcZL/FT9WsQ==", []byte(`{"foo":"bar"}`)))
+		wxcrypto.SessionSignature("o0q0otL8aEzpcZL/FT9WsQ==", []byte(`{"foo":"bar"}`)))
 }
 
 func TestCheckSessionKey(t *testing.T) {
@@ -423,7 +424,7 @@ func TestResetUserSessionKey(t *testing.T) {
 	assert.Equal(t, testOpenID, s.OpenID)
 	assert.Equal(t, "bmV3LWtleS8rPQ//==", s.SessionKey.Reveal())
 	q, _ := url.ParseQuery(f.lastQuery(pathResetSessionKey))
-	assert.Equal(t, sessionSignature(testSessionKey, nil), q.Get("signature"))
+	assert.Equal(t, wxcrypto.SessionSignature(testSessionKey, nil), q.Get("signature"))
 	assert.Equal(t, "hmac_sha256", q.Get("sig_method"))
 
 	f.handle(pathResetSessionKey, f.withToken(func(w http.ResponseWriter, r *http.Request) {

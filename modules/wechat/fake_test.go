@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/wxcrypto"
 )
 
 // Values that must never leak into errors or logs.
@@ -63,7 +64,7 @@ func newFake(t testing.TB) *fakeWeChat {
 			`"purePhoneNumber":"13800000000","countryCode":"86","watermark":{"timestamp":1637744274,"appid":"`+testAppID+`"}}}`)
 	})
 	f.handlers[pathCheckSession] = f.withToken(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("signature") != sessionSignature(testSessionKey, nil) {
+		if r.URL.Query().Get("signature") != wxcrypto.SessionSignature(testSessionKey, nil) {
 			writeBody(w, "text/plain", `{"errcode":87009,"errmsg":"invalid signature rid: 6523a1b2-0f1e2d3c-4b5a6978"}`)
 			return
 		}

@@ -32,9 +32,10 @@ func NewTokenStore(p StoreParams) TokenStore {
 // Params are New's dependencies.
 type Params struct {
 	fx.In
-	Config config.WeChat
-	Store  TokenStore
-	Logger *zap.Logger `optional:"true"`
+	Lifecycle fx.Lifecycle `optional:"true"`
+	Config    config.WeChat
+	Store     TokenStore
+	Logger    *zap.Logger `optional:"true"`
 }
 
 // Result is what New provides.
@@ -44,11 +45,15 @@ type Result struct {
 	Tokens *TokenManager
 }
 
-// New builds the HTTP client and its token manager for fx.
+// New builds the HTTP client and its token manager for fx; the client's
+// idle connections are closed when the application stops.
 func New(p Params) (Result, error) {
 	c, err := NewClient(p.Config, WithLogger(p.Logger), WithTokenStore(p.Store))
 	if err != nil {
 		return Result{}, err
+	}
+	if p.Lifecycle != nil {
+		p.Lifecycle.Append(fx.StopHook(c.CloseIdleConnections))
 	}
 	return Result{Client: c, Tokens: c.Tokens()}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -118,50 +119,26 @@ func (t Token) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // freshAt reports whether the token is set and should still be used at now.
 func (t Token) freshAt(now time.Time) bool { return t.Value != "" && now.Before(t.RefreshAt) }
 
-// flexString decodes a JSON string or number into its text.
-type flexString string
+// flexInt decodes a JSON integer, a numeric string or null (as 0): errcode
+// and expires_in must not turn a readable answer into a decoding error.
+type flexInt int64
 
-func (f *flexString) UnmarshalJSON(b []byte) error {
+func (f *flexInt) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		*f = ""
-	case len(b) > 0 && b[0] == '"':
+	if bytes.Equal(b, []byte("null")) {
+		*f = 0
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		*f = flexString(s)
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("want a string or a number")
-		}
-		*f = flexString(n.String())
+		b = []byte(strings.TrimSpace(s))
 	}
-	return nil
-}
-
-// flexInt decodes a JSON number or a numeric string.
-type flexInt int64
-
-func (f *flexInt) UnmarshalJSON(b []byte) error {
-	var s flexString
-	if err := s.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	if s == "" {
-		*f = 0
-		return nil
-	}
-	n, err := strconv.ParseInt(string(s), 10, 64)
+	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
-		// WeChat integers never have fractions; accept "7200.0" anyway.
-		x, ferr := strconv.ParseFloat(string(s), 64)
-		if ferr != nil {
-			return fmt.Errorf("want an integer")
-		}
-		n = int64(x)
+		return fmt.Errorf("want an integer")
 	}
 	*f = flexInt(n)
 	return nil
