@@ -96,6 +96,7 @@ type Error struct {
 	RID string
 }
 
+// Error names the path, errcode, kind and errmsg.
 func (e *Error) Error() string {
 	return fmt.Sprintf("wechat %s: errcode %d (%s): %s", e.Path, e.Code, e.Kind(), e.Message)
 }
@@ -118,6 +119,7 @@ type TransportError struct {
 	Err error
 }
 
+// Error names the path and the cause, never the URL.
 func (e *TransportError) Error() string {
 	return "wechat " + e.Path + ": unavailable: " + e.Err.Error()
 }
@@ -138,6 +140,7 @@ type ResponseError struct {
 	Problem string
 }
 
+// Error names the path, status, Content-Type and problem.
 func (e *ResponseError) Error() string {
 	return fmt.Sprintf("wechat %s: unusable answer (HTTP %d, %q): %s", e.Path, e.StatusCode, e.ContentType, e.Problem)
 }
