@@ -158,6 +158,9 @@ type RedisFeed struct {
 	channel   string
 	log       *zap.Logger
 	heartbeat time.Duration
+
+	psMu sync.Mutex
+	ps   *redis.PubSub
 }
 
 var _ Feed = (*RedisFeed)(nil)
@@ -201,6 +204,9 @@ func (f *RedisFeed) Start(ctx context.Context) error {
 		return fmt.Errorf("token: subscribe to revocations on Redis: %w", err)
 	}
 	f.setLive(true)
+	f.psMu.Lock()
+	f.ps = ps
+	f.psMu.Unlock()
 	f.runner.start(func(ctx context.Context) {
 		defer ps.Close()
 		f.receive(ctx, ps)
@@ -210,6 +216,18 @@ func (f *RedisFeed) Start(ctx context.Context) error {
 
 // Stop ends the subscription and waits for the receiving goroutine.
 func (f *RedisFeed) Stop(ctx context.Context) error {
+	f.psMu.Lock()
+	ps := f.ps
+	f.ps = nil
+	f.psMu.Unlock()
+	f.runner.mu.Lock()
+	if f.runner.cancel != nil {
+		f.runner.cancel() // first, so the loop takes the closing for a stop
+	}
+	f.runner.mu.Unlock()
+	if ps != nil {
+		_ = ps.Close() // interrupts a receive in progress
+	}
 	err := f.runner.stop(ctx)
 	f.setLive(false)
 	return err
