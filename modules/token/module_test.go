@@ -132,4 +132,3 @@ func TestModuleRedisStrategyNeedsRedis(t *testing.T) {
 		t.Fatalf("got %v, want a start error naming APP_REDIS_ADDR", err)
 	}
 }
-
