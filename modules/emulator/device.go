@@ -1,0 +1,563 @@
+package emulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/wxlogin/wxlogin/internal/wxcrypto"
+)
+
+// maxDeviceBody caps device-API request bodies.
+const maxDeviceBody = 64 << 10
+
+// Defaults of the profile a device hands over since 2021: the anonymous one.
+const (
+	DefaultNickName  = "微信用户"
+	DefaultAvatarURL = "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132"
+	DefaultLanguage  = "zh_CN"
+)
+
+// InputError is a device-API request the emulator refuses. Over HTTP it is
+// answered with Status and {"error":{"code":Code,"message":Message}}.
+type InputError struct {
+	// Status is the HTTP status: 400 unless said otherwise.
+	Status  int
+	Code    string
+	Message string
+}
+
+// Error returns the code and the message.
+func (e *InputError) Error() string { return "emulator: " + e.Code + ": " + e.Message }
+
+func badInput(code, format string, args ...any) *InputError {
+	return &InputError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// LoginRequest is a device's wx.login. Every field is optional.
+type LoginRequest struct {
+	// OpenID picks the user; a new user with a generated openid when empty.
+	// The same openid is the same user.
+	OpenID string `json:"openid,omitempty"`
+	// UnionID sets the user's unionid; an empty one keeps the user's
+	// current unionid (none for a new user).
+	UnionID string `json:"unionid,omitempty"`
+	// SessionKey sets the user's new session_key (24 base64 characters);
+	// a fresh random one when empty.
+	SessionKey string `json:"session_key,omitempty"`
+}
+
+// LoginResponse is what wx.login gives the device (the code), plus what
+// code2Session will return for it, for tests.
+type LoginResponse struct {
+	Code       string `json:"code"`
+	OpenID     string `json:"openid"`
+	UnionID    string `json:"unionid"`
+	SessionKey string `json:"session_key"`
+}
+
+// Login performs a device's wx.login: it finds or creates the user, gives
+// them a new current session_key (the old one no longer decrypts) and
+// issues a single-use code valid for [CodeTTL].
+func (e *Emulator) Login(req LoginRequest) (LoginResponse, error) {
+	if req.OpenID != "" && !validID(req.OpenID) {
+		return LoginResponse{}, badInput("invalid_openid", "openid must be 1 to 128 characters of A-Z a-z 0-9 - _")
+	}
+	if req.UnionID != "" && !validID(req.UnionID) {
+		return LoginResponse{}, badInput("invalid_unionid", "unionid must be 1 to 128 characters of A-Z a-z 0-9 - _")
+	}
+	if req.SessionKey != "" && !wxcrypto.ValidSessionKey(req.SessionKey) {
+		return LoginResponse{}, badInput("invalid_session_key", "session_key must be 24 characters of standard base64 (16 bytes)")
+	}
+	key := req.SessionKey
+	if key == "" {
+		key = wxcrypto.NewSessionKey()
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	e.sweep(now)
+	openID := req.OpenID
+	if openID == "" {
+		openID = newOpenID()
+	}
+	u, found := e.users[openID]
+	if !found {
+		u = &user{openID: openID}
+		e.users[openID] = u
+	}
+	if req.UnionID != "" {
+		u.unionID = req.UnionID
+	}
+	u.sessionKey = key
+	code := newCode()
+	e.codes[code] = &loginCode{openID: openID, issued: now}
+	return LoginResponse{Code: code, OpenID: openID, UnionID: u.unionID, SessionKey: key}, nil
+}
+
+// SessionKey returns a user's current session_key.
+func (e *Emulator) SessionKey(openID string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u, found := e.users[openID]
+	if !found {
+		return "", false
+	}
+	return u.sessionKey, true
+}
+
+// UserInfoRequest asks for what wx.getUserInfo gives a device. Empty
+// fields take the anonymous profile's values ([DefaultNickName],
+// [DefaultAvatarURL], [DefaultLanguage], gender 0, no place).
+type UserInfoRequest struct {
+	OpenID    string `json:"openid"`
+	NickName  string `json:"nickname,omitempty"`
+	AvatarURL string `json:"avatar_url,omitempty"`
+	// Gender is 0 (unknown), 1 (male) or 2 (female).
+	Gender   int    `json:"gender,omitempty"`
+	City     string `json:"city,omitempty"`
+	Province string `json:"province,omitempty"`
+	Country  string `json:"country,omitempty"`
+	Language string `json:"language,omitempty"`
+	// AppID overrides the watermark's appid, to produce data that belongs
+	// to another mini program (which the server must refuse).
+	AppID string `json:"appid,omitempty"`
+}
+
+// UserInfoResponse is wx.getUserInfo's answer.
+type UserInfoResponse struct {
+	RawData       string `json:"raw_data"`
+	Signature     string `json:"signature"`
+	EncryptedData string `json:"encrypted_data"`
+	IV            string `json:"iv"`
+}
+
+// rawDataBody is rawData's shape and order.
+type rawDataBody struct {
+	NickName  string `json:"nickName"`
+	Gender    int    `json:"gender"`
+	Language  string `json:"language"`
+	City      string `json:"city"`
+	Province  string `json:"province"`
+	Country   string `json:"country"`
+	AvatarURL string `json:"avatarUrl"`
+}
+
+// userInfoPlain is the encrypted user info's shape and order.
+type userInfoPlain struct {
+	OpenID    string        `json:"openId"`
+	NickName  string        `json:"nickName"`
+	Gender    int           `json:"gender"`
+	Language  string        `json:"language"`
+	City      string        `json:"city"`
+	Province  string        `json:"province"`
+	Country   string        `json:"country"`
+	AvatarURL string        `json:"avatarUrl"`
+	UnionID   string        `json:"unionId,omitempty"`
+	Watermark watermarkBody `json:"watermark"`
+}
+
+// UserInfo produces wx.getUserInfo's data for a user, encrypted and signed
+// under the user's current session_key.
+func (e *Emulator) UserInfo(req UserInfoRequest) (UserInfoResponse, error) {
+	if req.Gender < 0 || req.Gender > 2 {
+		return UserInfoResponse{}, badInput("invalid_gender", "gender must be 0 (unknown), 1 (male) or 2 (female)")
+	}
+	raw := rawDataBody{
+		NickName: or(req.NickName, DefaultNickName), Gender: req.Gender, Language: or(req.Language, DefaultLanguage),
+		City: req.City, Province: req.Province, Country: req.Country, AvatarURL: or(req.AvatarURL, DefaultAvatarURL),
+	}
+	e.mu.Lock()
+	u, err := e.knownUser(req.OpenID)
+	var key, unionID string
+	if err == nil {
+		key, unionID = u.sessionKey, u.unionID
+	}
+	now := e.now()
+	e.mu.Unlock()
+	if err != nil {
+		return UserInfoResponse{}, err
+	}
+	rawData := compactJSON(raw)
+	plain := compactJSON(userInfoPlain{
+		OpenID: req.OpenID, NickName: raw.NickName, Gender: raw.Gender, Language: raw.Language,
+		City: raw.City, Province: raw.Province, Country: raw.Country, AvatarURL: raw.AvatarURL, UnionID: unionID,
+		Watermark: watermarkBody{Timestamp: now.Unix(), AppID: or(req.AppID, e.appID)},
+	})
+	data, iv, encErr := wxcrypto.Encrypt(key, []byte(plain))
+	if encErr != nil { // keys are validated when set
+		return UserInfoResponse{}, encErr
+	}
+	return UserInfoResponse{RawData: rawData, Signature: wxcrypto.RawDataSignature(rawData, key), EncryptedData: data, IV: iv}, nil
+}
+
+// PhoneRequest asks for what the phone-number button gives a device.
+type PhoneRequest struct {
+	OpenID string `json:"openid"`
+	// Phone is "13800000000", "+8613800000000" or "+1 4155550100".
+	Phone string `json:"phone"`
+	// CountryCode is the calling code, "86" by default; needed for a
+	// "+number" outside China written without a space.
+	CountryCode string `json:"country_code,omitempty"`
+}
+
+// PhoneResponse is the phone-number button's answer: a code for
+// getuserphonenumber and the legacy encrypted data.
+type PhoneResponse struct {
+	Code          string `json:"code"`
+	EncryptedData string `json:"encrypted_data"`
+	IV            string `json:"iv"`
+}
+
+// Phone produces the phone-number button's data for a user: a single-use
+// code valid for [CodeTTL] and the phone number encrypted under the user's
+// current session_key.
+func (e *Emulator) Phone(req PhoneRequest) (PhoneResponse, error) {
+	cc, pure, err := parsePhone(req.Phone, req.CountryCode)
+	if err != nil {
+		return PhoneResponse{}, err
+	}
+	full := pure
+	if cc != "86" {
+		full = "+" + cc + pure
+	}
+	e.mu.Lock()
+	u, uerr := e.knownUser(req.OpenID)
+	var key string
+	now := e.now()
+	code := newCode()
+	if uerr == nil {
+		key = u.sessionKey
+		e.sweep(now)
+		e.phoneCodes[code] = &phoneCode{countryCode: cc, pure: pure, full: full, issued: now}
+	}
+	e.mu.Unlock()
+	if uerr != nil {
+		return PhoneResponse{}, uerr
+	}
+	plain := compactJSON(phoneInfoBody{PhoneNumber: full, PurePhoneNumber: pure, CountryCode: cc,
+		Watermark: watermarkBody{Timestamp: now.Unix(), AppID: e.appID}})
+	data, iv, encErr := wxcrypto.Encrypt(key, []byte(plain))
+	if encErr != nil {
+		return PhoneResponse{}, encErr
+	}
+	return PhoneResponse{Code: code, EncryptedData: data, IV: iv}, nil
+}
+
+// knownUser finds a user by openid; e.mu must be held.
+func (e *Emulator) knownUser(openID string) (*user, *InputError) {
+	if openID == "" {
+		return nil, badInput("invalid_openid", "openid is required")
+	}
+	u, found := e.users[openID]
+	if !found {
+		return nil, badInput("unknown_openid", "no user has this openid; call /emulator/login first")
+	}
+	return u, nil
+}
+
+func parsePhone(phone, cc string) (countryCode, pure string, err error) {
+	bad := func(msg string) (string, string, error) { return "", "", badInput("invalid_phone", "%s", msg) }
+	phone = strings.TrimSpace(phone)
+	if cc != "" && !digits(cc, 1, 4) {
+		return bad("country_code must be 1 to 4 digits, without '+'")
+	}
+	switch {
+	case phone == "":
+		return bad("phone is required, e.g. 13800000000 or +8613800000000")
+	case strings.HasPrefix(phone, "+"):
+		rest := phone[1:]
+		if c, p, spaced := strings.Cut(rest, " "); spaced {
+			if cc != "" && cc != c {
+				return bad("phone and country_code name different country codes")
+			}
+			countryCode, pure = c, strings.TrimSpace(p)
+		} else {
+			countryCode = cc
+			if countryCode == "" {
+				countryCode = "86"
+			}
+			if !strings.HasPrefix(rest, countryCode) {
+				return bad("say the country code with country_code, or write the phone as \"+<country code> <number>\"")
+			}
+			pure = rest[len(countryCode):]
+		}
+	default:
+		countryCode, pure = or(cc, "86"), phone
+	}
+	if !digits(countryCode, 1, 4) || !digits(pure, 4, 15) {
+		return bad("phone must be digits (4 to 15) with an optional +country code, e.g. 13800000000 or +8613800000000")
+	}
+	return countryCode, pure, nil
+}
+
+func digits(s string, minLen, maxLen int) bool {
+	if len(s) < minLen || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// compactJSON encodes v as JavaScript's JSON.stringify would: no HTML or
+// slash escaping, no trailing newline.
+func compactJSON(v any) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // our own types of strings and ints: cannot fail
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// Fault makes the next Count calls of a WeChat path fail. ErrCode answers
+// with that errcode (HTTP 200, WeChat's errmsg and a rid); HTTPStatus
+// answers with that status and an empty text/html body; DelayMS waits
+// first (giving up if the client does), and alone only slows the call.
+type Fault struct {
+	Path       string `json:"path"`
+	ErrCode    int    `json:"errcode,omitempty"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	DelayMS    int    `json:"delay_ms,omitempty"`
+	Count      int    `json:"count"`
+}
+
+// AddFault queues a fault; faults of one path apply in the order added.
+func (e *Emulator) AddFault(f Fault) error {
+	switch {
+	case !slices.Contains(WeChatPaths, f.Path):
+		return badInput("invalid_fault", "path must be one of %s", strings.Join(WeChatPaths, ", "))
+	case f.Count < 1 || f.Count > 1_000_000:
+		return badInput("invalid_fault", "count must be between 1 and 1000000")
+	case f.ErrCode == 0 && f.HTTPStatus == 0 && f.DelayMS == 0:
+		return badInput("invalid_fault", "give errcode, http_status or delay_ms")
+	case f.ErrCode != 0 && f.HTTPStatus != 0:
+		return badInput("invalid_fault", "give errcode or http_status, not both")
+	case f.HTTPStatus != 0 && (f.HTTPStatus < 200 || f.HTTPStatus > 599):
+		return badInput("invalid_fault", "http_status must be between 200 and 599")
+	case f.DelayMS < 0 || f.DelayMS > 600_000:
+		return badInput("invalid_fault", "delay_ms must be between 0 and 600000")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults[f.Path] = append(e.faults[f.Path], &f)
+	return nil
+}
+
+// ClearFaults drops every pending fault and says how many calls they
+// would still have failed.
+func (e *Emulator) ClearFaults() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, fs := range e.faults {
+		for _, f := range fs {
+			n += f.Count
+		}
+	}
+	clear(e.faults)
+	return n
+}
+
+// Faults lists the pending faults, by path in [WeChatPaths] order, each
+// with the calls it has left.
+func (e *Emulator) Faults() []Fault {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := []Fault{}
+	for _, p := range WeChatPaths {
+		for _, f := range e.faults[p] {
+			out = append(out, *f)
+		}
+	}
+	return out
+}
+
+// enter counts a call of a WeChat path and takes the fault it must
+// suffer, if any.
+func (e *Emulator) enter(path string) *Fault {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls[path]++
+	fs := e.faults[path]
+	if len(fs) == 0 {
+		return nil
+	}
+	f := *fs[0]
+	if fs[0].Count--; fs[0].Count == 0 {
+		e.faults[path] = fs[1:]
+		if len(e.faults[path]) == 0 {
+			delete(e.faults, path)
+		}
+	}
+	return &f
+}
+
+// Calls returns how many calls each WeChat path received, every path
+// present.
+func (e *Emulator) Calls() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]int, len(WeChatPaths))
+	for _, p := range WeChatPaths {
+		out[p] = e.calls[p]
+	}
+	return out
+}
+
+// StatsResponse is GET /emulator/stats.
+type StatsResponse struct {
+	Calls map[string]int `json:"calls"`
+}
+
+// ---- HTTP
+
+type deviceHandler func(r *http.Request) (any, error)
+
+// device wraps a device-API endpoint: method check, JSON answer, errors as
+// {"error":{"code","message"}}.
+func (e *Emulator) device(method string, h deviceHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v any
+		var err error
+		if method != "" && r.Method != method {
+			w.Header().Set("Allow", method)
+			err = &InputError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use " + method}
+		} else {
+			v, err = h(r)
+		}
+		status := http.StatusOK
+		if err != nil {
+			var ie *InputError
+			if !errors.As(err, &ie) {
+				ie = &InputError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error"}
+			}
+			status = ie.Status
+			v = map[string]any{"error": map[string]string{"code": ie.Code, "message": ie.Message}}
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, compactJSON(v)+"\n")
+	})
+}
+
+// decodeDevice reads a device-API body into v: one JSON object with known
+// fields, or nothing at all (all fields empty). Content-Type is ignored,
+// so `curl -d '{...}'` works.
+func decodeDevice(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxDeviceBody+1))
+	if err != nil {
+		return badInput("invalid_json", "the request body could not be read")
+	}
+	if len(body) > maxDeviceBody {
+		return &InputError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the body must be at most %d bytes", maxDeviceBody)}
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil
+	}
+	if body[0] != '{' {
+		return badInput("invalid_json", "the request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badInput("invalid_json", "%s", describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badInput("invalid_json", "the request body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type.Kind())
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: the body ends too early"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed JSON"
+}
+
+func (e *Emulator) handleLogin(r *http.Request) (any, error) {
+	var req LoginRequest
+	if err := decodeDevice(r, &req); err != nil {
+		return nil, err
+	}
+	return e.Login(req)
+}
+
+func (e *Emulator) handleUserInfo(r *http.Request) (any, error) {
+	var req UserInfoRequest
+	if err := decodeDevice(r, &req); err != nil {
+		return nil, err
+	}
+	return e.UserInfo(req)
+}
+
+func (e *Emulator) handlePhone(r *http.Request) (any, error) {
+	var req PhoneRequest
+	if err := decodeDevice(r, &req); err != nil {
+		return nil, err
+	}
+	return e.Phone(req)
+}
+
+func (e *Emulator) handleFaults(r *http.Request) (any, error) {
+	switch r.Method {
+	case http.MethodPost:
+		var f Fault
+		if err := decodeDevice(r, &f); err != nil {
+			return nil, err
+		}
+		if err := e.AddFault(f); err != nil {
+			return nil, err
+		}
+		return map[string]any{"fault": f, "pending": e.Faults()}, nil
+	case http.MethodDelete:
+		return map[string]int{"cleared": e.ClearFaults()}, nil
+	case http.MethodGet:
+		return map[string]any{"faults": e.Faults()}, nil
+	}
+	return nil, &InputError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use POST, DELETE or GET"}
+}
+
+func (e *Emulator) handleStats(*http.Request) (any, error) {
+	return StatsResponse{Calls: e.Calls()}, nil
+}

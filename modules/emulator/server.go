@@ -1,0 +1,152 @@
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/wxlogin/wxlogin/config"
+)
+
+// Module runs the emulator in-process when config.WeChat.Emulator is set,
+// listening on config.WeChat.EmulatorAddr from OnStart to OnStop, and
+// provides the *Emulator (for tests that act as the device in-process).
+var Module = fx.Module("emulator",
+	fx.Provide(NewInProcess),
+	fx.Invoke(func(*Emulator) {}),
+)
+
+// Params are NewInProcess's dependencies.
+type Params struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    config.WeChat
+	Logger    *zap.Logger
+}
+
+// NewInProcess builds the emulator for cfg and, when cfg.Emulator is set,
+// binds EmulatorAddr on start (a failed bind stops start-up) and shuts the
+// server down on stop.
+func NewInProcess(p Params) *Emulator {
+	log := p.Logger.Named("emulator")
+	e := New(p.Config, WithLogger(log))
+	if !p.Config.Emulator {
+		return e
+	}
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(context.Context) error { return e.Start(p.Config.EmulatorAddr) },
+		OnStop:  e.Shutdown,
+	})
+	return e
+}
+
+// Start listens on addr (host:port; port 0 picks a free one) and serves in
+// the background until [Emulator.Shutdown]. It returns the bind error, if any.
+func (e *Emulator) Start(addr string) error {
+	e.srvMu.Lock()
+	defer e.srvMu.Unlock()
+	if e.srv != nil {
+		return errors.New("emulator: already started")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("emulator: cannot listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           e.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(e.log),
+	}
+	e.srv, e.addr = srv, ln.Addr().String()
+	e.log.Info("WeChat emulator listening (development only: it accepts any device)",
+		zap.String("addr", e.addr), zap.String("appid", e.appID))
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.log.Error("WeChat emulator stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address the emulator listens on, "" before Start.
+func (e *Emulator) Addr() string {
+	e.srvMu.Lock()
+	defer e.srvMu.Unlock()
+	return e.addr
+}
+
+// URL returns the emulator's base URL (the WeChat client's BaseURL), ""
+// before Start.
+func (e *Emulator) URL() string {
+	if a := e.Addr(); a != "" {
+		return "http://" + a
+	}
+	return ""
+}
+
+// Shutdown stops the server started by Start, waiting for calls in flight
+// until ctx ends. It does nothing when the emulator was not started.
+func (e *Emulator) Shutdown(ctx context.Context) error {
+	e.srvMu.Lock()
+	srv := e.srv
+	e.srvMu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		_ = srv.Close()
+	}
+	e.log.Info("WeChat emulator stopped")
+	return err
+}
+
+// Serve runs an emulator for cfg on cfg.EmulatorAddr until ctx ends, logging
+// to out (each call at debug level). It returns the bind error at once,
+// and nil after a clean shutdown.
+func Serve(ctx context.Context, cfg config.WeChat, out io.Writer) error {
+	enc := zap.NewDevelopmentEncoderConfig()
+	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(out), zap.DebugLevel))
+	e := New(cfg, WithLogger(log))
+	if err := e.Start(cfg.EmulatorAddr); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nBe a device:\n  curl -s -X POST %[1]s/emulator/login -d '{\"openid\":\"demo-user\"}'\n"+
+		"  (also /emulator/userinfo, /emulator/phone, /emulator/faults, /emulator/stats)\n\n", e.URL())
+	<-ctx.Done()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return e.Shutdown(shutdownCtx)
+}
+
+// TB is the part of testing.TB that [NewTestServer] needs.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+}
+
+// NewTestServer starts an emulator for cfg on a free loopback port, stops
+// it when the test ends, and returns it with its base URL (set it as
+// config.WeChat.BaseURL). Options such as [WithClock] apply.
+func NewTestServer(t TB, cfg config.WeChat, opts ...Option) (*Emulator, string) {
+	t.Helper()
+	e := New(cfg, opts...)
+	if err := e.Start("127.0.0.1:0"); err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = e.Shutdown(ctx)
+	})
+	return e, e.URL()
+}
