@@ -25,7 +25,7 @@ import (
 
 // service is one running instance of the real fx application.
 type service struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  *config.Config
 	api  string // http://host:port of the API
 	emu  string // http://host:port of the WeChat emulator
@@ -37,7 +37,7 @@ type service struct {
 }
 
 // freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -47,7 +47,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // strategyVars are the settings of each token strategy under test.
-func strategyVars(t *testing.T, strategy string) map[string]string {
+func strategyVars(t testing.TB, strategy string) map[string]string {
 	vars := map[string]string{"APP_TOKEN_STRATEGY": strategy}
 	if strategy == "redis" {
 		r := testutil.RedisConfig(t)
@@ -59,10 +59,11 @@ func strategyVars(t *testing.T, strategy string) map[string]string {
 
 // boot starts the application with the in-process emulator, on fresh
 // ports, a private data directory (SQLite file) and the given variables.
-func boot(t *testing.T, vars map[string]string) *service {
+func boot(t testing.TB, vars map[string]string) *service {
 	t.Helper()
 	all := map[string]string{
-		"APP_HTTP_ADDR":            "127.0.0.1:0",
+		"APP_HTTP_ADDR":            freeAddr(t),
+		"APP_TOKEN_SECRET":         testutil.RandomName("secret-for-tests-only-") + testutil.RandomName("-"),
 		"APP_WECHAT_EMULATOR_ADDR": freeAddr(t),
 	}
 	for k, v := range vars {
@@ -72,13 +73,23 @@ func boot(t *testing.T, vars map[string]string) *service {
 	return bootConfig(t, cfg)
 }
 
-func bootConfig(t *testing.T, cfg *config.Config, extra ...fx.Option) *service {
+func bootConfig(t testing.TB, cfg *config.Config, extra ...fx.Option) *service {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
+	return bootLogged(t, cfg, zap.New(core), logs, extra...)
+}
+
+// bootLogged starts the application with the given logger; logs, when not
+// nil, is checked for secrets at the end.
+func bootLogged(t testing.TB, cfg *config.Config, logger *zap.Logger, logs *observer.ObservedLogs, extra ...fx.Option) *service {
+	t.Helper()
+	if logs == nil {
+		_, logs = observer.New(zap.DebugLevel)
+	}
 	var srv *httpserver.Server
 	opts := append([]fx.Option{
 		Options(cfg),
-		fx.Decorate(func(*zap.Logger) *zap.Logger { return zap.New(core) }),
+		fx.Decorate(func(*zap.Logger) *zap.Logger { return logger }),
 		fx.Populate(&srv),
 	}, extra...)
 	app := fxtest.New(t, opts...)

@@ -24,11 +24,13 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/modules/auth"
+	"github.com/wxlogin/wxlogin/modules/avatar"
 	"github.com/wxlogin/wxlogin/modules/database"
 	"github.com/wxlogin/wxlogin/modules/emulator"
 	"github.com/wxlogin/wxlogin/modules/example"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/profile"
 	"github.com/wxlogin/wxlogin/modules/redis"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
@@ -95,6 +97,8 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		token.Module,
 		httpserver.Module,
 		auth.Module,
+		profile.Module,
+		avatar.Module,
 		example.Module,
 	}
 	if cfg.Redis.Enabled() {
