@@ -42,6 +42,8 @@ func (d *DB) String() string { return "token.DB" }
 
 // Issue starts a session and stores its first access token.
 func (d *DB) Issue(ctx context.Context, subj Subject) (Pair, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	now := d.opt.Now()
 	var pair Pair
 	err := withTx(ctx, d.client, func(tx *ent.Client) error {
@@ -96,6 +98,8 @@ func withLiveSession(s *entsql.Selector) {
 
 // Verify looks the token's hash up.
 func (d *DB) Verify(ctx context.Context, accessToken string) (Principal, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	if !isOpaque(accessToken) {
 		return Principal{}, unauthenticated("malformed")
 	}
@@ -119,6 +123,8 @@ func (d *DB) Verify(ctx context.Context, accessToken string) (Principal, error) 
 
 // Refresh rotates the refresh token and stores a new access token.
 func (d *DB) Refresh(ctx context.Context, refreshToken string) (Pair, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	now := d.opt.Now()
 	var access string
 	var exp time.Time
@@ -136,6 +142,8 @@ func (d *DB) Refresh(ctx context.Context, refreshToken string) (Pair, error) {
 
 // Revoke ends p's session.
 func (d *DB) Revoke(ctx context.Context, p Principal) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	if p.SessionID == "" {
 		return fmt.Errorf("token: revoke: the principal names no session")
 	}
@@ -144,6 +152,8 @@ func (d *DB) Revoke(ctx context.Context, p Principal) error {
 
 // RevokeAll ends every session of the user.
 func (d *DB) RevokeAll(ctx context.Context, userID int) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	now := d.opt.Now()
 	var sids []string
 	err := withTx(ctx, d.client, func(tx *ent.Client) error {

@@ -75,6 +75,8 @@ func (j *JWT) Keys() *KeySet { return j.keys }
 
 // Issue starts a session and signs its first access token.
 func (j *JWT) Issue(ctx context.Context, subj Subject) (Pair, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	now := j.opt.Now()
 	row, refresh, err := j.sessions.create(ctx, j.client, subj, now)
 	if err != nil {
@@ -125,6 +127,8 @@ func (j *JWT) Verify(ctx context.Context, accessToken string) (Principal, error)
 		return Principal{}, unauthenticated("claims sub, sid or jti missing or malformed")
 	}
 	now := j.opt.Now()
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	denied, err := j.deny.Denied(ctx, c.SessionID, now)
 	if err != nil {
 		return Principal{}, err
@@ -161,6 +165,8 @@ func jwtReason(err error) string {
 
 // Refresh rotates the refresh token and signs a new access token.
 func (j *JWT) Refresh(ctx context.Context, refreshToken string) (Pair, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	now := j.opt.Now()
 	rot, err := j.sessions.rotate(ctx, refreshToken, now, nil, j.revoke)
 	if err != nil {
@@ -177,6 +183,8 @@ func (j *JWT) Refresh(ctx context.Context, refreshToken string) (Pair, error) {
 // Revoke ends p's session: its refresh token at once, its access tokens
 // through the deny list until the last one expires.
 func (j *JWT) Revoke(ctx context.Context, p Principal) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	if p.SessionID == "" {
 		return errors.New("token: revoke: the principal names no session")
 	}
@@ -185,6 +193,8 @@ func (j *JWT) Revoke(ctx context.Context, p Principal) error {
 
 // RevokeAll ends every session of the user.
 func (j *JWT) RevokeAll(ctx context.Context, userID int) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	sids, err := liveSessions(ctx, j.client, userID)
 	if err != nil {
 		return err

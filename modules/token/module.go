@@ -107,8 +107,12 @@ func ProvideStrategy(p StrategyParams) (Strategy, error) {
 		p.Lifecycle.Append(fx.StopHook(c.Close))
 		s = c
 	}
-	p.Logger.Info("token strategy ready", zap.String("strategy", s.Name()),
-		zap.String("jwt_alg", p.Keys.Algorithm()), zap.Int("cache_size", p.Config.CacheSize))
+	fields := []zap.Field{zap.String("strategy", s.Name()), zap.Int("cache_size", p.Config.CacheSize),
+		zap.Bool("redis", p.RedisClient != nil)}
+	if p.Config.Strategy == NameJWT {
+		fields = append(fields, zap.String("jwt_alg", p.Keys.Algorithm()), zap.String("jwt_kid", p.Keys.SigningKeyID()))
+	}
+	p.Logger.Info("token strategy ready", fields...)
 	return s, nil
 }
 

@@ -143,6 +143,8 @@ func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
 // Issue stores a new session and its first access token.
 func (r *Redis) Issue(ctx context.Context, subj Subject) (Pair, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	now := r.opt.Now()
 	sid, secret := newSessionID(), newSecret()
 	rexp := expiry(now, r.opt.Config.RefreshTTL)
@@ -165,6 +167,8 @@ func (r *Redis) Issue(ctx context.Context, subj Subject) (Pair, error) {
 
 // Verify reads the token's key.
 func (r *Redis) Verify(ctx context.Context, accessToken string) (Principal, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	if !isOpaque(accessToken) {
 		return Principal{}, unauthenticated("malformed")
 	}
@@ -190,6 +194,8 @@ func (r *Redis) Verify(ctx context.Context, accessToken string) (Principal, erro
 
 // Refresh rotates the refresh token in one script.
 func (r *Redis) Refresh(ctx context.Context, tok string) (Pair, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	sid, secret, ok := parseRefresh(tok)
 	if !ok {
 		return Pair{}, invalidRefresh("malformed")
@@ -241,6 +247,8 @@ func (r *Redis) Refresh(ctx context.Context, tok string) (Pair, error) {
 
 // Revoke ends p's session.
 func (r *Redis) Revoke(ctx context.Context, p Principal) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	if p.SessionID == "" {
 		return errors.New("token: revoke: the principal names no session")
 	}
@@ -254,6 +262,8 @@ func (r *Redis) Revoke(ctx context.Context, p Principal) error {
 
 // RevokeAll ends every session of the user in one script.
 func (r *Redis) RevokeAll(ctx context.Context, userID int) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	sids, err := revokeAllScript.Run(ctx, r.rdb, []string{r.userKey(userID)}, r.prefix).StringSlice()
 	if err != nil {
 		return fmt.Errorf("token: revoke sessions: %w", err)

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -54,6 +55,14 @@ type configError string
 func (e configError) Error() string { return "token: " + string(e) }
 
 func errConfig(msg string) error { return configError(msg) }
+
+// StoreTimeout bounds every call of a strategy to its database or Redis,
+// whatever the caller's context allows.
+const StoreTimeout = 5 * time.Second
+
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, StoreTimeout)
+}
 
 const (
 	secretBytes = 32
