@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -28,13 +29,26 @@ type Handlers struct {
 	users    user.Store
 	strategy token.Strategy
 	guard    *Guard
+	keys     *token.KeySet
 	logger   *zap.Logger
 	logins   singleflight.Group
 }
 
+// HandlersParams are NewHandlers' dependencies.
+type HandlersParams struct {
+	fx.In
+	WeChat   CodeExchanger
+	Users    user.Store
+	Strategy token.Strategy
+	Guard    *Guard
+	// Keys publishes the JWT public keys; optional.
+	Keys   *token.KeySet `optional:"true"`
+	Logger *zap.Logger
+}
+
 // NewHandlers returns the login API handlers.
-func NewHandlers(wc CodeExchanger, users user.Store, strategy token.Strategy, guard *Guard, logger *zap.Logger) *Handlers {
-	return &Handlers{wechat: wc, users: users, strategy: strategy, guard: guard, logger: logger.Named("auth")}
+func NewHandlers(p HandlersParams) *Handlers {
+	return &Handlers{wechat: p.WeChat, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: p.Logger.Named("auth")}
 }
 
 // Register adds the routes:
@@ -45,7 +59,9 @@ func NewHandlers(wc CodeExchanger, users user.Store, strategy token.Strategy, gu
 //	POST  /api/v1/auth/logout/all  (bearer) → 204
 //	GET   /api/v1/me               (bearer) → user
 //	PATCH /api/v1/me               (bearer) {"nickname"?, "avatar_url"?} → user
+//	GET   /.well-known/jwks.json   the JWT public keys (EdDSA), else 404
 func (h *Handlers) Register(app *fiber.App) {
+	app.Get("/.well-known/jwks.json", h.JWKS)
 	app.Post("/api/v1/auth/login", h.Login)
 	app.Post("/api/v1/auth/refresh", h.Refresh)
 	app.Post("/api/v1/auth/logout", h.guard.Handler(), h.Logout)
@@ -206,6 +222,22 @@ func (h *Handlers) UpdateMe(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(user.View(u))
+}
+
+// JWKS publishes the public keys that verify access tokens, so other
+// services can check them without any secret. With HS256 there is nothing
+// public to publish: 404.
+func (h *Handlers) JWKS(c *fiber.Ctx) error {
+	if h.keys == nil {
+		return fiber.ErrNotFound
+	}
+	doc, ok := h.keys.JWKS()
+	if !ok {
+		return httpserver.NewError(fiber.StatusNotFound, "not_found", "no public keys: tokens are not signed with EdDSA (APP_TOKEN_JWT_ALG)")
+	}
+	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	return c.Send(doc)
 }
 
 func printableASCII(s string) bool {
