@@ -51,6 +51,7 @@ type hub struct {
 	live bool
 }
 
+// Subscribe registers s and tells it at once whether the feed is live.
 func (h *hub) Subscribe(s Subscriber) func() {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -52,6 +52,7 @@ func (o Options) check() error {
 
 type configError string
 
+// Error says what to fix.
 func (e configError) Error() string { return "token: " + string(e) }
 
 func errConfig(msg string) error { return configError(msg) }
