@@ -34,9 +34,12 @@ func (o Options) complete() Options {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	// Instants go to the stores in UTC: SQLite compares them as text.
+	now := o.Now
+	if now == nil {
+		now = time.Now
 	}
+	o.Now = func() time.Time { return now().UTC() }
 	return o
 }
 

@@ -82,7 +82,7 @@ func (s *sessions) rotate(ctx context.Context, tok string, now time.Time,
 	var won bool
 	err = withTx(ctx, s.client, func(tx *ent.Client) error {
 		n, err := tx.Session.Update().
-			Where(session.ID(sid), session.RefreshHash(oldHash), session.RevokedAtIsNil(), session.RefreshExpiresAtGT(now)).
+			Where(session.ID(sid), session.RefreshHash(oldHash), session.RevokedAtIsNil(), session.RefreshExpiresAtGT(now.UTC())).
 			SetRefreshHash(hashHex(next)).
 			SetRefreshExpiresAt(rexp).
 			AddGeneration(1).
