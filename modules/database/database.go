@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -142,8 +143,15 @@ func sqliteDSN(dsn string) (string, error) {
 	return dsn, nil
 }
 
+// migrateMu serialises migrations: ent's migrator rewrites the shared
+// table descriptors of the generated code, so two at once in one process
+// (several apps, parallel tests) would race.
+var migrateMu sync.Mutex
+
 // Migrate creates or updates the schema.
 func Migrate(ctx context.Context, client *ent.Client) error {
+	migrateMu.Lock()
+	defer migrateMu.Unlock()
 	if err := client.Schema.Create(ctx); err != nil {
 		return fmt.Errorf("database: migrate: %w", err)
 	}

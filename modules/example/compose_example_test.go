@@ -133,4 +133,3 @@ func Example_compose() {
 	// audit: user 1 logged in
 	// 200 1 []
 }
-
