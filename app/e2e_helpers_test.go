@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -92,6 +94,9 @@ func bootLogged(t testing.TB, cfg *config.Config, logger *zap.Logger, logs *obse
 		fx.Decorate(func(*zap.Logger) *zap.Logger { return logger }),
 		fx.Populate(&srv),
 	}, extra...)
+	if os.Getenv("WXLOGIN_TEST_FXLOG") != "" { // see fx's lifecycle events while debugging
+		opts = append(opts, fx.WithLogger(func() fxevent.Logger { return &fxevent.ZapLogger{Logger: zap.NewExample()} }))
+	}
 	app := fxtest.New(t, opts...)
 	app.RequireStart()
 	t.Cleanup(app.RequireStop)

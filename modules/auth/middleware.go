@@ -68,14 +68,27 @@ func bearer(header string) (string, error) {
 // token68 reports whether s uses only the characters RFC 6750 allows.
 func token68(s string) bool {
 	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
-			b == '-' || b == '.' || b == '_' || b == '~' || b == '+' || b == '/' || b == '=') {
+		if !token68Chars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// token68Chars is the RFC 6750 b64token alphabet; a table because this
+// runs on every request.
+var token68Chars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/=" {
+		t[c] = true
+	}
+	return t
+}()
 
 func unauthenticated(msg string) error {
 	return httpserver.NewError(fiber.StatusUnauthorized, "unauthenticated", msg)

@@ -23,11 +23,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -86,12 +88,18 @@ type Server struct {
 	cfg    config.HTTP
 	logger *zap.Logger
 	addr   atomic.Value // string, once bound
+	conns  *connTracker
 }
 
 // New builds the server, registers health, readiness and the grouped
 // routes, and ties the listener to the lifecycle.
 func New(p Params) *Server {
-	s := &Server{App: NewApp(p.Config, p.Logger), cfg: p.Config, logger: p.Logger}
+	s := &Server{App: NewApp(p.Config, p.Logger), cfg: p.Config, logger: p.Logger, conns: newConnTracker()}
+	s.App.Server().ConnState = s.conns.set
+	s.App.Use(func(c *fiber.Ctx) error {
+		s.conns.busy(c.Context().Conn())
+		return c.Next()
+	})
 	RegisterHealth(s.App, p.Checks)
 	for _, r := range p.Routes {
 		r.Register(s.App)
@@ -137,7 +145,11 @@ func (s *Server) Start(context.Context) error {
 	return nil
 }
 
-// Stop lets in-flight requests finish, within the shutdown timeout.
+// Stop lets requests in flight finish, within the shutdown timeout.
+// Connections without a request in a handler (never used, idle between
+// keep-alive requests, or still sending one) are closed at once: fasthttp
+// alone would wait for their read timeout. Whatever is still open at the
+// timeout is closed too.
 func (s *Server) Stop(ctx context.Context) error {
 	timeout := s.cfg.ShutdownTimeout
 	if timeout <= 0 {
@@ -145,7 +157,76 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return s.App.ShutdownWithContext(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.App.ShutdownWithContext(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.conns.closeQuiet()
+		select {
+		case err := <-done:
+			if err != nil {
+				n := s.conns.closeAll()
+				s.logger.Warn("http shutdown timed out; closed the remaining connections", zap.Int("connections", n))
+			}
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// connTracker knows every open connection and whether a handler is
+// serving a request on it.
+type connTracker struct {
+	mu      sync.Mutex
+	serving map[net.Conn]bool
+}
+
+func newConnTracker() *connTracker {
+	return &connTracker{serving: map[net.Conn]bool{}}
+}
+
+// set follows fasthttp's connection states.
+func (t *connTracker) set(c net.Conn, st fasthttp.ConnState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch st {
+	case fasthttp.StateNew, fasthttp.StateIdle:
+		t.serving[c] = false // the response, if any, has been written
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		delete(t.serving, c)
+	}
+}
+
+// busy marks that a handler serves a request on c.
+func (t *connTracker) busy(c net.Conn) {
+	t.mu.Lock()
+	t.serving[c] = true
+	t.mu.Unlock()
+}
+
+// closeQuiet closes the connections no handler is serving.
+func (t *connTracker) closeQuiet() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c, serving := range t.serving {
+		if !serving {
+			_ = c.Close()
+			delete(t.serving, c)
+		}
+	}
+}
+
+// closeAll closes every connection and returns how many there were.
+func (t *connTracker) closeAll() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.serving)
+	for c := range t.serving {
+		_ = c.Close()
+		delete(t.serving, c)
+	}
+	return n
 }
 
 // Addr is the bound address (useful with port 0), or "" before start.

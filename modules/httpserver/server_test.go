@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/require"
@@ -198,4 +199,76 @@ func TestBodyTooLarge(t *testing.T) {
 	var b errBody
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&b))
 	require.Equal(t, "body_too_large", b.Error.Code)
+}
+
+// TestStopDoesNotWaitForUnusedConnections: a client's spare connection
+// that never carried a request does not hold the stop.
+func TestStopDoesNotWaitForUnusedConnections(t *testing.T) {
+	var srv *httpserver.Server
+	app := fxtest.New(t,
+		fx.Supply(config.HTTP{Addr: "127.0.0.1:0", ShutdownTimeout: 30 * time.Second}, zap.NewNop()),
+		httpserver.Module,
+		fx.Populate(&srv),
+	)
+	app.RequireStart()
+	idle, err := net.Dial("tcp", srv.Addr()) // connected, says nothing
+	require.NoError(t, err)
+	defer idle.Close()
+	used, err := net.Dial("tcp", srv.Addr()) // one request, then keep-alive
+	require.NoError(t, err)
+	defer used.Close()
+	_, err = used.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	buf := make([]byte, 512)
+	_, err = used.Read(buf)
+	require.NoError(t, err)
+
+	start := time.Now()
+	app.RequireStop()
+	require.Less(t, time.Since(start), 3*time.Second, "stop closes connections that carry no request")
+	_ = idle.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = idle.Read(buf)
+	require.Error(t, err, "the unused connection was closed")
+}
+
+// TestStopLetsRequestsInFlightFinish: a slow request started before the
+// stop gets its full answer.
+func TestStopLetsRequestsInFlightFinish(t *testing.T) {
+	var srv *httpserver.Server
+	entered := make(chan struct{})
+	app := fxtest.New(t,
+		fx.Supply(config.HTTP{Addr: "127.0.0.1:0"}, zap.NewNop()),
+		httpserver.Module,
+		fx.Provide(httpserver.AsRoute(func() httpserver.Route {
+			return httpserver.RouteFunc(func(a *fiber.App) {
+				a.Get("/slow", func(c *fiber.Ctx) error {
+					close(entered)
+					time.Sleep(300 * time.Millisecond) // the work a stop must wait for
+					return c.SendString("finished")
+				})
+			})
+		})),
+		fx.Populate(&srv),
+	)
+	app.RequireStart()
+	type result struct {
+		body string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + srv.Addr() + "/slow")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{string(b), err}
+	}()
+	<-entered
+	app.RequireStop()
+	r := <-got
+	require.NoError(t, r.err)
+	require.Equal(t, "finished", r.body)
 }
