@@ -192,3 +192,13 @@ func TestConcurrentFirstLoginsMariaDB(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, count)
 }
+
+// TestHealthAndReadiness: /readyz checks the database, and Redis when configured.
+func TestHealthAndReadiness(t *testing.T) {
+	s := boot(t, strategyVars(t, "redis"))
+	h := s.call("GET", s.api+"/healthz", "", nil)
+	require.Equal(t, 200, h.Status)
+	r := s.call("GET", s.api+"/readyz", "", nil)
+	require.Equal(t, 200, r.Status, "%s", r.Raw)
+	require.Equal(t, map[string]any{"database": "ok", "redis": "ok"}, r.Body["checks"])
+}

@@ -26,11 +26,18 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/modules/httpserver"
 )
 
-// Module provides the ent client, migrated at start when configured.
+// Module provides the ent client, migrated at start when configured, and
+// the "database" readiness check of GET /readyz.
 var Module = fx.Module("database",
-	fx.Provide(New),
+	fx.Provide(
+		New,
+		httpserver.AsCheck(func(c *ent.Client) httpserver.Check {
+			return httpserver.Check{Name: "database", Run: func(ctx context.Context) error { return Ping(ctx, c) }}
+		}),
+	),
 )
 
 // Params are New's dependencies.

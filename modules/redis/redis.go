@@ -17,11 +17,18 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/httpserver"
 )
 
-// Module provides the client, checks it at start and closes it on stop.
+// Module provides the client, checks it at start, adds the "redis"
+// readiness check of GET /readyz and closes the client on stop.
 var Module = fx.Module("redis",
-	fx.Provide(New),
+	fx.Provide(
+		New,
+		httpserver.AsCheck(func(c *goredis.Client) httpserver.Check {
+			return httpserver.Check{Name: "redis", Run: func(ctx context.Context) error { return Ping(ctx, c) }}
+		}),
+	),
 )
 
 // New connects to the configured Redis. Start fails when it does not answer.
