@@ -110,8 +110,9 @@ func fail(kind error, field string, code int, format string, args ...any) *Error
 
 // Watermark is the provenance stamp inside every piece of open data.
 type Watermark struct {
-	AppID     string `json:"appid"`
+	// Timestamp comes first, as in WeChat's plaintext (the emulator encodes with this type).
 	Timestamp int64  `json:"timestamp"`
+	AppID     string `json:"appid"`
 }
 
 // UserInfo is the decrypted data of wx.getUserInfo / wx.getUserProfile.

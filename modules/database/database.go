@@ -26,7 +26,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/ent"
-	"github.com/wxlogin/wxlogin/modules/httpserver"
+	"github.com/wxlogin/wxlogin/modules/health"
 )
 
 // Module provides the ent client, migrated at start when configured, and
@@ -34,8 +34,8 @@ import (
 var Module = fx.Module("database",
 	fx.Provide(
 		New,
-		httpserver.AsCheck(func(c *ent.Client) httpserver.Check {
-			return httpserver.Check{Name: "database", Run: func(ctx context.Context) error { return Ping(ctx, c) }}
+		health.AsCheck(func(c *ent.Client) health.Check {
+			return health.Check{Name: "database", Run: func(ctx context.Context) error { return Ping(ctx, c) }}
 		}),
 	),
 )

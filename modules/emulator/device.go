@@ -149,20 +149,6 @@ type rawDataBody struct {
 	AvatarURL string `json:"avatarUrl"`
 }
 
-// userInfoPlain is the encrypted user info's shape and order.
-type userInfoPlain struct {
-	OpenID    string        `json:"openId"`
-	NickName  string        `json:"nickName"`
-	Gender    int           `json:"gender"`
-	Language  string        `json:"language"`
-	City      string        `json:"city"`
-	Province  string        `json:"province"`
-	Country   string        `json:"country"`
-	AvatarURL string        `json:"avatarUrl"`
-	UnionID   string        `json:"unionId,omitempty"`
-	Watermark watermarkBody `json:"watermark"`
-}
-
 // UserInfo produces wx.getUserInfo's data for a user, encrypted and signed
 // under the user's current session_key.
 func (e *Emulator) UserInfo(req UserInfoRequest) (UserInfoResponse, error) {
@@ -185,10 +171,10 @@ func (e *Emulator) UserInfo(req UserInfoRequest) (UserInfoResponse, error) {
 		return UserInfoResponse{}, err
 	}
 	rawData := compactJSON(raw)
-	plain := compactJSON(userInfoPlain{
+	plain := compactJSON(wxcrypto.UserInfo{
 		OpenID: req.OpenID, NickName: raw.NickName, Gender: raw.Gender, Language: raw.Language,
 		City: raw.City, Province: raw.Province, Country: raw.Country, AvatarURL: raw.AvatarURL, UnionID: unionID,
-		Watermark: watermarkBody{Timestamp: now.Unix(), AppID: or(req.AppID, e.appID)},
+		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: or(req.AppID, e.appID)},
 	})
 	data, iv, encErr := wxcrypto.Encrypt(key, []byte(plain))
 	if encErr != nil { // keys are validated when set
@@ -241,8 +227,8 @@ func (e *Emulator) Phone(req PhoneRequest) (PhoneResponse, error) {
 	if uerr != nil {
 		return PhoneResponse{}, uerr
 	}
-	plain := compactJSON(phoneInfoBody{PhoneNumber: full, PurePhoneNumber: pure, CountryCode: cc,
-		Watermark: watermarkBody{Timestamp: now.Unix(), AppID: e.appID}})
+	plain := compactJSON(wxcrypto.PhoneInfo{PhoneNumber: full, PurePhoneNumber: pure, CountryCode: wxcrypto.CountryCode(cc),
+		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: e.appID}})
 	data, iv, encErr := wxcrypto.Encrypt(key, []byte(plain))
 	if encErr != nil {
 		return PhoneResponse{}, encErr

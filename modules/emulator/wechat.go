@@ -24,21 +24,9 @@ type tokenBody struct {
 	ExpiresIn   int    `json:"expires_in"`
 }
 
-type watermarkBody struct {
-	Timestamp int64  `json:"timestamp"`
-	AppID     string `json:"appid"`
-}
-
-type phoneInfoBody struct {
-	PhoneNumber     string        `json:"phoneNumber"`
-	PurePhoneNumber string        `json:"purePhoneNumber"`
-	CountryCode     string        `json:"countryCode"`
-	Watermark       watermarkBody `json:"watermark"`
-}
-
 type phoneNumberBody struct {
 	statusBody
-	PhoneInfo phoneInfoBody `json:"phone_info"`
+	PhoneInfo wxcrypto.PhoneInfo `json:"phone_info"`
 }
 
 type resetBody struct {
@@ -235,9 +223,9 @@ func (e *Emulator) phoneNumber(r *http.Request) (any, *apiError) {
 		return nil, wxErr(40029)
 	}
 	c.used = true
-	return phoneNumberBody{statusBody: okStatus, PhoneInfo: phoneInfoBody{
-		PhoneNumber: c.full, PurePhoneNumber: c.pure, CountryCode: c.countryCode,
-		Watermark: watermarkBody{Timestamp: now.Unix(), AppID: e.appID},
+	return phoneNumberBody{statusBody: okStatus, PhoneInfo: wxcrypto.PhoneInfo{
+		PhoneNumber: c.full, PurePhoneNumber: c.pure, CountryCode: wxcrypto.CountryCode(c.countryCode),
+		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: e.appID},
 	}}, nil
 }
 

@@ -6,7 +6,7 @@
 //	{"error": {"code": "stable_code", "message": "what a person should know"}}
 //
 // Routes come from the "routes" value group ([AsRoute]) and readiness
-// checks from the "readiness" group ([AsCheck]); a business module adds
+// checks from the "readiness" group (health.AsCheck); a business module adds
 // its routes the same way the built-in ones do. Route registration order
 // does not matter: middleware that must run in order is attached by each
 // route itself (see modules/auth).
@@ -34,6 +34,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/health"
 )
 
 // Module provides the *Server and its *fiber.App and serves them.
@@ -60,26 +61,14 @@ func AsRoute(constructor any) any {
 	return fx.Annotate(constructor, fx.As(new(Route)), fx.ResultTags(`group:"routes"`))
 }
 
-// Check is one readiness check, run by GET /readyz.
-type Check struct {
-	Name string
-	Run  func(ctx context.Context) error
-}
-
-// AsCheck annotates a constructor of a Check so that it joins the
-// "readiness" group.
-func AsCheck(constructor any) any {
-	return fx.Annotate(constructor, fx.ResultTags(`group:"readiness"`))
-}
-
 // Params are New's dependencies.
 type Params struct {
 	fx.In
 	Lifecycle fx.Lifecycle
 	Config    config.HTTP
 	Logger    *zap.Logger
-	Routes    []Route `group:"routes"`
-	Checks    []Check `group:"readiness"`
+	Routes    []Route        `group:"routes"`
+	Checks    []health.Check `group:"readiness"`
 }
 
 // Server is the Fiber application and its listener.
@@ -237,7 +226,7 @@ func (s *Server) Addr() string {
 
 // RegisterHealth adds GET /healthz (the process is up) and GET /readyz
 // (every check passes).
-func RegisterHealth(app *fiber.App, checks []Check) {
+func RegisterHealth(app *fiber.App, checks []health.Check) {
 	app.Get("/healthz", func(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})

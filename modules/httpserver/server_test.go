@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/health"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/user"
 )
@@ -131,7 +132,7 @@ func TestAccessLogHasRequestIDAndNoQuery(t *testing.T) {
 func TestReadiness(t *testing.T) {
 	app := httpserver.NewApp(config.HTTP{}, zap.NewNop())
 	failing := false
-	httpserver.RegisterHealth(app, []httpserver.Check{{Name: "database", Run: func(context.Context) error {
+	httpserver.RegisterHealth(app, []health.Check{{Name: "database", Run: func(context.Context) error {
 		if failing {
 			return errors.New("down")
 		}

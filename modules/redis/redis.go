@@ -17,7 +17,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/wxlogin/wxlogin/config"
-	"github.com/wxlogin/wxlogin/modules/httpserver"
+	"github.com/wxlogin/wxlogin/modules/health"
 )
 
 // Module provides the client, checks it at start, adds the "redis"
@@ -25,8 +25,8 @@ import (
 var Module = fx.Module("redis",
 	fx.Provide(
 		New,
-		httpserver.AsCheck(func(c *goredis.Client) httpserver.Check {
-			return httpserver.Check{Name: "redis", Run: func(ctx context.Context) error { return Ping(ctx, c) }}
+		health.AsCheck(func(c *goredis.Client) health.Check {
+			return health.Check{Name: "redis", Run: func(ctx context.Context) error { return Ping(ctx, c) }}
 		}),
 	),
 )
