@@ -106,7 +106,7 @@ type WeChat struct {
 type Token struct {
 	// Strategy is "jwt", "db" or "redis".
 	Strategy string `koanf:"strategy"`
-	// Secret signs HS256 JWTs.
+	// Secret signs HS256 JWTs and keys the tags of refresh tokens (every strategy).
 	Secret string `koanf:"secret"`
 	// PreviousSecrets still verify HS256 JWTs signed before a rotation (comma-separated).
 	PreviousSecrets string `koanf:"previous_secrets"`
@@ -176,7 +176,7 @@ var Vars = []Var{
 	{"APP_WECHAT_STABLETOKEN", "wechat.stable_token", "true", "fetch access tokens with /cgi-bin/stable_token"},
 	{"APP_WECHAT_TIMEOUT", "wechat.timeout", "5s", "timeout of every WeChat call"},
 	{"APP_TOKEN_STRATEGY", "token.strategy", "jwt", "jwt | db | redis"},
-	{"APP_TOKEN_SECRET", "token.secret", "generated into ./data in development", "HS256 signing secret, at least 32 bytes (required in production)"},
+	{"APP_TOKEN_SECRET", "token.secret", "generated into ./data in development", "HS256 signing secret and the key that tags refresh tokens (every strategy), at least 32 bytes (required in production)"},
 	{"APP_TOKEN_PREVIOUS_SECRETS", "token.previous_secrets", "", "comma-separated HS256 secrets that still verify after a rotation"},
 	{"APP_TOKEN_TTL", "token.ttl", "2h", "access token lifetime (Go duration)"},
 	{"APP_TOKEN_REFRESH_TTL", "token.refresh_ttl", "720h", "refresh token lifetime (Go duration)"},

@@ -146,7 +146,8 @@ func (r *Redis) Issue(ctx context.Context, subj Subject) (Pair, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	now := r.opt.Now()
-	sid, secret := newSessionID(), newSecret()
+	sid := newSessionID()
+	secret := newRefreshSecret(r.opt, sid)
 	rexp := expiry(now, r.opt.Config.RefreshTTL)
 	access, exp := newSecret(), expiry(now, r.opt.Config.TTL)
 	ahash := hashHex(access)
@@ -196,7 +197,7 @@ func (r *Redis) Verify(ctx context.Context, accessToken string) (Principal, erro
 func (r *Redis) Refresh(ctx context.Context, tok string) (Pair, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	sid, secret, ok := parseRefresh(tok)
+	sid, secret, ok := parseRefresh(r.opt, tok)
 	if !ok {
 		return Pair{}, invalidRefresh("malformed")
 	}
@@ -214,7 +215,7 @@ func (r *Redis) Refresh(ctx context.Context, tok string) (Pair, error) {
 	appID, _ := fields[1].(string)
 	openID, _ := fields[2].(string)
 
-	next := newSecret()
+	next := newRefreshSecret(r.opt, sid)
 	rexp := expiry(now, r.opt.Config.RefreshTTL)
 	access, exp := newSecret(), expiry(now, r.opt.Config.TTL)
 	ahash := hashHex(access)

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -25,6 +26,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now. Tests move it forward.
 	Now func() time.Time
+
+	// refreshKeys tag refresh secrets (see newRefreshSecret); the first tags.
+	refreshKeys [][]byte
 }
 
 func (o Options) complete() Options {
@@ -40,6 +44,12 @@ func (o Options) complete() Options {
 		now = time.Now
 	}
 	o.Now = func() time.Time { return now().UTC() }
+	o.refreshKeys = nil
+	for _, secret := range append([]string{o.Config.Secret}, o.Config.PreviousSecretList()...) {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte("wxlogin refresh token tag"))
+		o.refreshKeys = append(o.refreshKeys, mac.Sum(nil))
+	}
 	return o
 }
 
@@ -118,13 +128,48 @@ func isOpaque(s string) bool { return isBase64URL(s, secretLen) }
 // replayed old token names its family.
 func refreshToken(sid, secret string) string { return sid + "." + secret }
 
-// parseRefresh splits a refresh token; ok is false when it is malformed.
-func parseRefresh(tok string) (sid, secret string, ok bool) {
+// Refresh secrets are 16 random bytes and a 16-byte tag, an HMAC of the
+// session id and those bytes under a key derived from the token secret.
+// Only the tag tells a token this service issued (whose hash mismatch
+// means a spent token came back: theft, the family is revoked) from a
+// forged "<sid>.<anything>" (merely invalid): without it, anyone who saw a
+// session id, which JWTs carry, could end that session.
+const refreshRandomBytes, refreshTagBytes = 16, 16
+
+// newRefreshSecret returns a tagged secret for session sid.
+func newRefreshSecret(o Options, sid string) string {
+	raw := make([]byte, refreshRandomBytes, refreshRandomBytes+refreshTagBytes)
+	_, _ = rand.Read(raw)
+	raw = append(raw, refreshTag(o.refreshKeys[0], sid, raw)...)
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+func refreshTag(key []byte, sid string, random []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(sid))
+	mac.Write([]byte{'.'})
+	mac.Write(random)
+	return mac.Sum(nil)[:refreshTagBytes]
+}
+
+// parseRefresh splits a refresh token; ok is false when it is malformed or
+// its tag shows this service did not issue it (under the current or a
+// previous token secret).
+func parseRefresh(o Options, tok string) (sid, secret string, ok bool) {
 	sid, secret, ok = strings.Cut(tok, ".")
 	if !ok || !isBase64URL(sid, sessionLen) || !isBase64URL(secret, secretLen) {
 		return "", "", false
 	}
-	return sid, secret, true
+	raw, err := base64.RawURLEncoding.DecodeString(secret)
+	if err != nil || len(raw) != refreshRandomBytes+refreshTagBytes {
+		return "", "", false
+	}
+	for _, key := range o.refreshKeys {
+		if hmac.Equal(refreshTag(key, sid, raw[:refreshRandomBytes]), raw[refreshRandomBytes:]) {
+			return sid, secret, true
+		}
+	}
+	return "", "", false
 }
 
 // expiry is now+d, truncated to the second as JWT's NumericDate is, so that

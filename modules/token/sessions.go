@@ -29,9 +29,10 @@ type sessions struct {
 // create stores a new session through c (a client or a transaction's) and
 // returns its refresh token.
 func (s *sessions) create(ctx context.Context, c *ent.Client, subj Subject, now time.Time) (*ent.Session, string, error) {
-	secret := newSecret()
+	sid := newSessionID()
+	secret := newRefreshSecret(s.opt, sid)
 	row, err := c.Session.Create().
-		SetID(newSessionID()).
+		SetID(sid).
 		SetUserID(subj.UserID).
 		SetAppid(subj.AppID).
 		SetOpenid(subj.OpenID).
@@ -61,7 +62,7 @@ func (s *sessions) rotate(ctx context.Context, tok string, now time.Time,
 	issue func(ctx context.Context, c *ent.Client, row *ent.Session) error,
 	revoke func(ctx context.Context, userID int, sids []string, reason string) error,
 ) (rotation, error) {
-	sid, secret, ok := parseRefresh(tok)
+	sid, secret, ok := parseRefresh(s.opt, tok)
 	if !ok {
 		return rotation{}, invalidRefresh("malformed")
 	}
@@ -77,7 +78,7 @@ func (s *sessions) rotate(ctx context.Context, tok string, now time.Time,
 		return rotation{}, err
 	}
 
-	next := newSecret()
+	next := newRefreshSecret(s.opt, sid)
 	rexp := expiry(now, s.opt.Config.RefreshTTL)
 	var won bool
 	err = withTx(ctx, s.client, func(tx *ent.Client) error {

@@ -295,7 +295,9 @@ func refreshRotates(t *testing.T, e Env) {
 func rejectsBadRefreshTokens(t *testing.T, e Env) {
 	s := e.NewSubject(t)
 	pair := issue(t, e, s)
+	other := issue(t, e, s)
 	sid, _, _ := strings.Cut(pair.RefreshToken, ".")
+	_, otherSecret, _ := strings.Cut(other.RefreshToken, ".")
 	cases := []struct{ name, tok string }{
 		{"empty", ""},
 		{"garbage", "garbage"},
@@ -304,11 +306,18 @@ func rejectsBadRefreshTokens(t *testing.T, e Env) {
 		{"unknown session", tamper(pair.RefreshToken, 0)},
 		{"truncated", pair.RefreshToken[:len(pair.RefreshToken)-1]},
 		{"session id only", sid},
+		// Someone who knows a live session's id (JWTs carry it) but not its
+		// secret must not be able to end it by faking a "reuse".
+		{"forged secret for a live session", sid + "." + strings.Repeat("A", 43)},
+		{"tampered secret", tamper(pair.RefreshToken, len(pair.RefreshToken)-5)},
+		{"another session's secret", sid + "." + otherSecret},
 	}
 	for _, c := range cases {
 		refuseRefresh(t, e, c.tok, token.ErrInvalidRefresh, c.name)
 	}
-	// None of that hurt the real session.
+	// None of that hurt the real sessions.
+	mustVerify(t, e, pair.AccessToken)
+	mustVerify(t, e, mustRefresh(t, e, other.RefreshToken).AccessToken)
 	mustVerify(t, e, mustRefresh(t, e, pair.RefreshToken).AccessToken)
 }
 
