@@ -224,4 +224,14 @@ func TestAvatarUpload(t *testing.T) {
 	require.Len(t, files, 1, "refused uploads leave no file")
 	me := s.call("GET", s.api+"/api/v1/me", access, nil)
 	require.Equal(t, url2, me.Body["avatar_url"])
+
+	// Pointing the avatar elsewhere by any route removes the stored file.
+	patched := s.call("PATCH", s.api+"/api/v1/me", access, map[string]string{"avatar_url": "https://thirdwx.qlogo.cn/mmopen/x/132"})
+	require.Equal(t, 200, patched.Status)
+	files, _ = os.ReadDir(s.cfg.Avatar.Dir)
+	require.Empty(t, files, "no orphaned file")
+	resp, err = http.Get(url2)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 404, resp.StatusCode)
 }

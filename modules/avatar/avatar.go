@@ -28,19 +28,49 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/ent/hook"
 	"github.com/wxlogin/wxlogin/modules/auth"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/user"
 )
 
-// Module provides the local-directory Storage and registers the routes.
+// Module provides the local-directory Storage, registers the routes and
+// removes a stored avatar once no user points at it (see [RemoveReplaced]).
 var Module = fx.Module("avatar",
 	fx.Provide(
 		func(cfg config.Avatar) (Storage, error) { return NewDir(cfg.Dir) },
 		NewHandlers,
 		httpserver.AsRoute(func(h *Handlers) *Handlers { return h }),
 	),
+	fx.Invoke(func(client *ent.Client, h *Handlers) { RemoveReplaced(client, h) }),
 )
+
+// RemoveReplaced makes every change of a user's avatar_url, whoever makes
+// it (an upload, PATCH /api/v1/me, decrypted user info, your own code),
+// delete the stored file the old URL pointed at. It is an ent hook on the
+// shared client, so no path can leave an orphaned file behind.
+func RemoveReplaced(client *ent.Client, h *Handlers) {
+	client.User.Use(func(next ent.Mutator) ent.Mutator {
+		return hook.UserFunc(func(ctx context.Context, m *ent.UserMutation) (ent.Value, error) {
+			newURL, set := m.AvatarURL()
+			if !set || !m.Op().Is(ent.OpUpdateOne) {
+				return next.Mutate(ctx, m)
+			}
+			oldURL, oldErr := m.OldAvatarURL(ctx)
+			v, err := next.Mutate(ctx, m)
+			if err != nil || oldErr != nil || oldURL == newURL {
+				return v, err
+			}
+			if name, ok := h.ownName(oldURL); ok {
+				if derr := h.storage.Delete(context.WithoutCancel(ctx), name); derr != nil {
+					h.logger.Warn("replaced avatar not removed", zap.String("name", name), zap.Error(derr))
+				}
+			}
+			return v, nil
+		})
+	})
+}
 
 // Params are NewHandlers' dependencies.
 type Params struct {
@@ -107,10 +137,6 @@ func (h *Handlers) Upload(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	old, err := h.users.Get(ctx, p.UserID)
-	if err != nil {
-		return err
-	}
 	if err := h.storage.Save(ctx, name, bytes.NewReader(data)); err != nil {
 		return err
 	}
@@ -121,11 +147,7 @@ func (h *Handlers) Upload(c *fiber.Ctx) error {
 		_ = h.storage.Delete(context.WithoutCancel(ctx), name)
 		return err
 	}
-	if oldName, ok := h.ownName(old.AvatarURL); ok && oldName != name {
-		if err := h.storage.Delete(ctx, oldName); err != nil {
-			h.logger.Warn("old avatar not removed", zap.String("name", oldName), zap.Error(err))
-		}
-	}
+	// The previous file, if it was ours, is gone: see RemoveReplaced.
 	return c.JSON(user.View(u))
 }
 
