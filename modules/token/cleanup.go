@@ -49,24 +49,15 @@ func NewCleaner(client *ent.Client, every time.Duration, log *zap.Logger, now fu
 
 // Start runs a pass every interval in the background until Stop.
 func (c *Cleaner) Start(context.Context) error {
-	c.runner.start(func(ctx context.Context) {
-		t := time.NewTicker(c.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				passCtx, cancel := context.WithTimeout(ctx, max(c.every, 30*time.Second))
-				n, err := c.Clean(passCtx)
-				cancel()
-				if err != nil && ctx.Err() == nil {
-					c.log.Warn("token: cleanup failed", zap.Error(err))
-				} else if n != (Cleaned{}) {
-					c.log.Debug("token: cleanup", zap.Int("access_tokens", n.AccessTokens),
-						zap.Int("sessions", n.Sessions), zap.Int("revocations", n.Revocations))
-				}
-			}
+	c.runner.every(c.every, func(ctx context.Context) {
+		passCtx, cancel := context.WithTimeout(ctx, max(c.every, 30*time.Second))
+		n, err := c.Clean(passCtx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("token: cleanup failed", zap.Error(err))
+		} else if n != (Cleaned{}) {
+			c.log.Debug("token: cleanup", zap.Int("access_tokens", n.AccessTokens),
+				zap.Int("sessions", n.Sessions), zap.Int("revocations", n.Revocations))
 		}
 	})
 	return nil

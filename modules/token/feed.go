@@ -131,6 +131,22 @@ func (r *runner) start(loop func(ctx context.Context)) {
 	}()
 }
 
+// every starts a loop that calls tick once per interval until stop.
+func (r *runner) every(interval time.Duration, tick func(ctx context.Context)) {
+	r.start(func(ctx context.Context) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				tick(ctx)
+			}
+		}
+	})
+}
+
 func (r *runner) stop(ctx context.Context) error {
 	r.mu.Lock()
 	cancel, done := r.cancel, r.done
@@ -373,18 +389,7 @@ func (f *PollFeed) Start(ctx context.Context) error {
 		}
 	}
 	f.setLive(true)
-	f.runner.start(func(ctx context.Context) {
-		t := time.NewTicker(f.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				f.poll(ctx)
-			}
-		}
-	})
+	f.runner.every(f.every, f.poll)
 	return nil
 }
 
