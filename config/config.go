@@ -15,6 +15,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -58,6 +59,9 @@ type Config struct {
 	Token    Token    `koanf:"token"`
 	Redis    Redis    `koanf:"redis"`
 	Avatar   Avatar   `koanf:"avatar"`
+	// Apps are the apps this deployment serves (APP_APPS, or the YAML list
+	// "apps"); APP_WECHAT_APPID/APP_WECHAT_SECRET add one WeChat mini program.
+	Apps Apps `koanf:"apps"`
 
 	// Warnings are things a person should know about the loaded
 	// configuration; the log module prints them once it is up.
@@ -151,6 +155,84 @@ type Avatar struct {
 	MaxBytes int64 `koanf:"max_bytes"`
 }
 
+// Platforms.
+const (
+	PlatformWeChat = "wechat"
+	PlatformQQ     = "qq"
+	PlatformDouyin = "douyin"
+	PlatformAlipay = "alipay"
+)
+
+// Platforms lists the platforms an app may name.
+var Platforms = []string{PlatformWeChat, PlatformQQ, PlatformDouyin, PlatformAlipay}
+
+// App kinds.
+const (
+	// KindMiniProgram: the device's login call gives a code for the
+	// platform's jscode2session (or Alipay's oauth.token).
+	KindMiniProgram = "miniprogram"
+	// KindOAuth: a WeChat Official Account H5 page, mobile app or website
+	// login; the code goes to /sns/oauth2/access_token.
+	KindOAuth = "oauth"
+)
+
+// App is one app of the deployment: a mini program or an OAuth app on one
+// platform. It prints and logs without its secrets.
+type App struct {
+	// Platform is "wechat" (default), "qq", "douyin" or "alipay".
+	Platform string `koanf:"platform" json:"platform"`
+	// AppID identifies the app; unique in the deployment.
+	AppID string `koanf:"appid" json:"appid"`
+	// Secret is the AppSecret (WeChat, QQ, Douyin). Never logged.
+	Secret string `koanf:"secret" json:"secret"`
+	// Kind is "miniprogram" (default) or, on WeChat, "oauth".
+	Kind string `koanf:"kind" json:"kind"`
+	// BaseURL overrides the platform's API root (a proxy, the emulator).
+	BaseURL string `koanf:"base_url" json:"base_url"`
+	// PushToken and PushAESKey configure WeChat's message push to
+	// /wechat/push/{appid}: the Token and EncodingAESKey of the console.
+	PushToken  string `koanf:"push_token" json:"push_token"`
+	PushAESKey string `koanf:"push_aes_key" json:"push_aes_key"`
+	// PrivateKey signs Alipay gateway requests (RSA2); AlipayPublicKey
+	// verifies Alipay's answers; AESKey decrypts my.getPhoneNumber data.
+	// PEM or base64 DER.
+	PrivateKey      string `koanf:"private_key" json:"private_key"`
+	AlipayPublicKey string `koanf:"alipay_public_key" json:"alipay_public_key"`
+	AESKey          string `koanf:"aes_key" json:"aes_key"`
+}
+
+// String names the app without its secrets.
+func (a App) String() string {
+	return fmt.Sprintf("App{%s %s %s}", a.Platform, a.Kind, a.AppID)
+}
+
+// GoString hides the secrets from %#v.
+func (a App) GoString() string { return "config." + a.String() }
+
+// Apps is the list of configured apps.
+type Apps []App
+
+// Find returns the app with appid.
+func (as Apps) Find(appid string) (App, bool) {
+	for _, a := range as {
+		if a.AppID == appid {
+			return a, true
+		}
+	}
+	return App{}, false
+}
+
+// Of returns the apps of one platform, in configuration order.
+func (as Apps) Of(platform string) Apps {
+	var out Apps
+	for _, a := range as {
+		if a.Platform == platform {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Var is one environment variable and the configuration key it sets.
 type Var struct {
 	Name, Key, Default, Help string
@@ -168,8 +250,9 @@ var Vars = []Var{
 	{"APP_DATABASE_DRIVER", "database.driver", "sqlite", "sqlite | mysql"},
 	{"APP_DATABASE_DSN", "database.dsn", "SQLite file ./data/wxlogin.db", "data source name, e.g. root@tcp(127.0.0.1:3306)/app?parseTime=true"},
 	{"APP_DATABASE_AUTOMIGRATE", "database.auto_migrate", "true in development", "migrate the schema at start"},
-	{"APP_WECHAT_APPID", "wechat.appid", "development value", "mini program AppID (required in production)"},
-	{"APP_WECHAT_SECRET", "wechat.secret", "development value", "mini program AppSecret (required in production)"},
+	{"APP_APPS", "apps", "one development mini program", "the apps served, a JSON list of {platform, appid, secret, kind, …} (see Apps)"},
+	{"APP_WECHAT_APPID", "wechat.appid", "development value", "one WeChat mini program's AppID, added to APP_APPS"},
+	{"APP_WECHAT_SECRET", "wechat.secret", "development value", "that mini program's AppSecret"},
 	{"APP_WECHAT_BASEURL", "wechat.base_url", "https://api.weixin.qq.com", "WeChat API root"},
 	{"APP_WECHAT_EMULATOR", "wechat.emulator", "true in development", "run the built-in WeChat emulator and use it (refused in production)"},
 	{"APP_WECHAT_EMULATOR_ADDR", "wechat.emulator_addr", "127.0.0.1:8081", "emulator listen address"},
@@ -235,13 +318,24 @@ func LoadFrom(lookup LookupFunc) (*Config, error) {
 	_ = k.Load(confmap.Provider(defaults(dev), "."), nil)
 	_ = k.Merge(fileValues)
 	overrides := map[string]any{}
+	var envApps Apps
 	for _, v := range Vars {
 		if v.Key == "" {
 			continue
 		}
-		if s, ok := lookup(v.Name); ok {
-			overrides[v.Key] = s
+		s, ok := lookup(v.Name)
+		if !ok {
+			continue
 		}
+		if v.Name == "APP_APPS" {
+			apps, err := parseAppsJSON(s)
+			if err != nil {
+				return nil, err
+			}
+			envApps = apps
+			continue
+		}
+		overrides[v.Key] = s
 	}
 	_ = k.Load(confmap.Provider(overrides, "."), nil)
 
@@ -250,6 +344,9 @@ func LoadFrom(lookup LookupFunc) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", errorsForPeople(err))
 	}
 	cfg.Env = appEnv
+	if envApps != nil {
+		cfg.Apps = envApps
+	}
 	if err := cfg.complete(); err != nil {
 		return nil, err
 	}
@@ -327,18 +424,7 @@ func (c *Config) complete() error {
 		bad("APP_DATABASE_DRIVER must be sqlite or mysql, not %q", c.Database.Driver)
 	}
 
-	if c.WeChat.AppID == "" && dev {
-		c.WeChat.AppID = DevAppID
-	}
-	if c.WeChat.Secret == "" && dev {
-		c.WeChat.Secret = DevSecret
-	}
-	if c.WeChat.AppID == "" {
-		bad("APP_WECHAT_APPID is required in production")
-	}
-	if c.WeChat.Secret == "" {
-		bad("APP_WECHAT_SECRET is required in production")
-	}
+	c.completeApps(bad)
 	if c.WeChat.Emulator && !dev {
 		bad("APP_WECHAT_EMULATOR must be false in production: the emulator accepts any device")
 	}
@@ -433,6 +519,141 @@ func (c *Config) complete() error {
 		return &Error{Problems: problems}
 	}
 	return nil
+}
+
+// completeApps folds APP_WECHAT_APPID/APP_WECHAT_SECRET into the app list,
+// fills defaults (platform wechat, kind miniprogram), adds the development
+// app when none is configured in development, and checks every entry.
+func (c *Config) completeApps(bad func(string, ...any)) {
+	dev := c.Env == Development
+	if c.WeChat.AppID != "" {
+		if i := slices.IndexFunc(c.Apps, func(a App) bool { return a.AppID == c.WeChat.AppID }); i < 0 {
+			c.Apps = append(Apps{{Platform: PlatformWeChat, AppID: c.WeChat.AppID, Secret: c.WeChat.Secret, Kind: KindMiniProgram}}, c.Apps...)
+		} else if c.Apps[i].Secret == "" {
+			c.Apps[i].Secret = c.WeChat.Secret
+		}
+	} else if c.WeChat.Secret != "" {
+		bad("APP_WECHAT_SECRET is set without APP_WECHAT_APPID")
+	}
+	if len(c.Apps) == 0 {
+		if dev {
+			c.Apps = Apps{{Platform: PlatformWeChat, AppID: DevAppID, Secret: DevSecret, Kind: KindMiniProgram}}
+		} else {
+			bad("no app is configured: set APP_APPS (or APP_WECHAT_APPID and APP_WECHAT_SECRET)")
+		}
+	}
+	seen := map[string]bool{}
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		a.Platform = strings.ToLower(strings.TrimSpace(a.Platform))
+		a.AppID = strings.TrimSpace(a.AppID)
+		a.Kind = strings.ToLower(strings.TrimSpace(a.Kind))
+		if a.Platform == "" {
+			a.Platform = PlatformWeChat
+		}
+		if a.Kind == "" {
+			a.Kind = KindMiniProgram
+		}
+		name := fmt.Sprintf("APP_APPS[%d]", i)
+		if a.AppID != "" {
+			name += " (" + a.AppID + ")"
+		}
+		switch {
+		case a.AppID == "":
+			bad("%s: appid is required", name)
+		case len(a.AppID) > 64 || !printable(a.AppID):
+			bad("%s: appid must be at most 64 printable ASCII characters", name)
+		case seen[a.AppID]:
+			bad("%s: appid is listed twice; appids are unique in a deployment", name)
+		}
+		seen[a.AppID] = true
+		if !slices.Contains(Platforms, a.Platform) {
+			bad("%s: platform must be one of %s, not %q", name, strings.Join(Platforms, ", "), a.Platform)
+			continue
+		}
+		switch {
+		case a.Kind != KindMiniProgram && a.Kind != KindOAuth:
+			bad("%s: kind must be %q or %q, not %q", name, KindMiniProgram, KindOAuth, a.Kind)
+		case a.Kind == KindOAuth && a.Platform != PlatformWeChat:
+			bad("%s: kind %q exists on WeChat only", name, KindOAuth)
+		}
+		if a.Platform != PlatformAlipay && a.Secret == "" {
+			if dev && a.AppID == DevAppID {
+				a.Secret = DevSecret
+			} else if !dev {
+				bad("%s: secret is required in production", name)
+			} else {
+				bad("%s: secret is required", name)
+			}
+		}
+		if a.BaseURL != "" {
+			if u, err := url.Parse(a.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("%s: base_url must be an http(s) URL, not %q", name, a.BaseURL)
+			}
+			a.BaseURL = strings.TrimRight(a.BaseURL, "/")
+		}
+		if a.PushAESKey != "" && a.PushToken == "" {
+			bad("%s: push_aes_key needs push_token", name)
+		}
+		if a.PushAESKey != "" && len(a.PushAESKey) != 43 {
+			bad("%s: push_aes_key must be the 43-character EncodingAESKey of the console", name)
+		}
+	}
+	// The first WeChat mini program stays reachable as WeChat.AppID/Secret
+	// for code written for a single app.
+	for _, a := range c.Apps.Of(PlatformWeChat) {
+		if a.Kind == KindMiniProgram {
+			c.WeChat.AppID, c.WeChat.Secret = a.AppID, a.Secret
+			break
+		}
+	}
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// parseAppsJSON reads APP_APPS: a JSON list of app objects.
+func parseAppsJSON(s string) (Apps, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Apps{}, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	var apps Apps
+	if err := dec.Decode(&apps); err != nil {
+		return nil, fmt.Errorf("config: APP_APPS must be a JSON list of apps such as "+
+			`[{"appid":"wx…","secret":"…","kind":"miniprogram"}]: %s`, jsonProblem(err))
+	}
+	if dec.More() {
+		return nil, errors.New("config: APP_APPS must hold exactly one JSON list")
+	}
+	return apps, nil
+}
+
+// jsonProblem describes a decoding error without quoting the input, which
+// holds secrets.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("field %q has the wrong type", te.Field)
+		}
+		return "not a list of objects"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed JSON"
 }
 
 // Error lists everything wrong with a configuration.

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,5 +176,84 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 	require.NoError(t, err)
 	for _, v := range config.Vars {
 		require.Contains(t, string(readme), "`"+v.Name+"`", "README must document %s", v.Name)
+	}
+}
+
+func TestAppsDefaultToOneDevelopmentApp(t *testing.T) {
+	cfg, err := load(t, nil)
+	require.NoError(t, err)
+	require.Equal(t, config.Apps{{Platform: "wechat", AppID: config.DevAppID, Secret: config.DevSecret, Kind: "miniprogram"}}, cfg.Apps)
+}
+
+func TestAppsFromJSON(t *testing.T) {
+	cfg, err := load(t, map[string]string{
+		"APP_APPS": `[{"appid":"wxA","secret":"sa"},{"appid":"wxB","secret":"sb","kind":"OAuth"},{"platform":"qq","appid":"1101","secret":"sq"}]`,
+	})
+	require.NoError(t, err)
+	require.Len(t, cfg.Apps, 3)
+	require.Equal(t, config.App{Platform: "wechat", AppID: "wxA", Secret: "sa", Kind: "miniprogram"}, cfg.Apps[0])
+	require.Equal(t, "oauth", cfg.Apps[1].Kind, "kinds are case-insensitive")
+	require.Equal(t, "qq", cfg.Apps[2].Platform)
+	a, ok := cfg.Apps.Find("wxB")
+	require.True(t, ok)
+	require.Equal(t, "sb", a.Secret)
+	require.Len(t, cfg.Apps.Of("wechat"), 2)
+	require.Equal(t, "wxA", cfg.WeChat.AppID, "the first WeChat mini program is the single-app default")
+}
+
+func TestSingleAppVariablesJoinTheList(t *testing.T) {
+	cfg, err := load(t, map[string]string{
+		"APP_WECHAT_APPID":  "wxSingle",
+		"APP_WECHAT_SECRET": "s1",
+		"APP_APPS":          `[{"appid":"wxB","secret":"sb","kind":"oauth"}]`,
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"wxSingle", "wxB"}, []string{cfg.Apps[0].AppID, cfg.Apps[1].AppID})
+	require.Equal(t, "miniprogram", cfg.Apps[0].Kind)
+}
+
+func TestAppsFromYAML(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("apps:\n  - appid: wxY\n    secret: sy\n  - appid: wxZ\n    secret: sz\n    kind: oauth\n"), 0o600))
+	cfg, err := load(t, map[string]string{"APP_CONFIG": path})
+	require.NoError(t, err)
+	require.Len(t, cfg.Apps, 2)
+	require.Equal(t, "oauth", cfg.Apps[1].Kind)
+}
+
+func TestAppsRefused(t *testing.T) {
+	base := map[string]string{"APP_ENV": "production", "APP_WECHAT_EMULATOR": "false", "APP_TOKEN_SECRET": strings.Repeat("s", 40)}
+	cases := map[string]struct{ apps, want string }{
+		"not JSON":         {`[{"appid":`, "APP_APPS must be a JSON list"},
+		"unknown field":    {`[{"appid":"wxA","secret":"s","colour":"red"}]`, `unknown field "colour"`},
+		"no secret":        {`[{"appid":"wxA"}]`, "APP_APPS[0] (wxA): secret is required in production"},
+		"duplicate appid":  {`[{"appid":"wxA","secret":"s"},{"appid":"wxA","secret":"t"}]`, "listed twice"},
+		"bad kind":         {`[{"appid":"wxA","secret":"s","kind":"web"}]`, `kind must be "miniprogram" or "oauth"`},
+		"oauth off WeChat": {`[{"platform":"qq","appid":"1","secret":"s","kind":"oauth"}]`, "exists on WeChat only"},
+		"bad platform":     {`[{"platform":"line","appid":"1","secret":"s"}]`, "platform must be one of"},
+		"no appid":         {`[{"secret":"s"}]`, "appid is required"},
+		"empty list":       {`[]`, "no app is configured"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			vars := map[string]string{"APP_APPS": c.apps}
+			for k, v := range base {
+				vars[k] = v
+			}
+			_, err := load(t, vars)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), c.want)
+			require.NotContains(t, err.Error(), `"s"`, "secrets are not quoted back")
+		})
+	}
+}
+
+func TestAppPrintsWithoutSecrets(t *testing.T) {
+	a := config.App{AppID: "wxA", Secret: "TOP-SECRET", PrivateKey: "PRIVATE", PushAESKey: "AESKEY"}
+	for _, s := range []string{fmt.Sprint(a), fmt.Sprintf("%+v", a), fmt.Sprintf("%#v", a), fmt.Sprint(config.Apps{a}), fmt.Sprintf("%+v", config.Config{Apps: config.Apps{a}})} {
+		require.NotContains(t, s, "TOP-SECRET")
+		require.NotContains(t, s, "PRIVATE")
+		require.NotContains(t, s, "AESKEY")
 	}
 }

@@ -23,4 +23,5 @@ var sections = fx.Provide(
 	func(c *Config) Token { return c.Token },
 	func(c *Config) Redis { return c.Redis },
 	func(c *Config) Avatar { return c.Avatar },
+	func(c *Config) Apps { return c.Apps },
 )

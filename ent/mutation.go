@@ -1203,6 +1203,7 @@ type SessionMutation struct {
 	id                   *string
 	created_at           *time.Time
 	updated_at           *time.Time
+	provider             *string
 	appid                *string
 	openid               *string
 	refresh_hash         *string
@@ -1432,6 +1433,42 @@ func (m *SessionMutation) OldUserID(ctx context.Context) (v int, err error) {
 // ResetUserID resets all changes to the "user_id" field.
 func (m *SessionMutation) ResetUserID() {
 	m.user = nil
+}
+
+// SetProvider sets the "provider" field.
+func (m *SessionMutation) SetProvider(s string) {
+	m.provider = &s
+}
+
+// Provider returns the value of the "provider" field in the mutation.
+func (m *SessionMutation) Provider() (r string, exists bool) {
+	v := m.provider
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProvider returns the old "provider" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldProvider(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProvider is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProvider requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProvider: %w", err)
+	}
+	return oldValue.Provider, nil
+}
+
+// ResetProvider resets all changes to the "provider" field.
+func (m *SessionMutation) ResetProvider() {
+	m.provider = nil
 }
 
 // SetAppid sets the "appid" field.
@@ -1847,7 +1884,7 @@ func (m *SessionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SessionMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, session.FieldCreatedAt)
 	}
@@ -1856,6 +1893,9 @@ func (m *SessionMutation) Fields() []string {
 	}
 	if m.user != nil {
 		fields = append(fields, session.FieldUserID)
+	}
+	if m.provider != nil {
+		fields = append(fields, session.FieldProvider)
 	}
 	if m.appid != nil {
 		fields = append(fields, session.FieldAppid)
@@ -1892,6 +1932,8 @@ func (m *SessionMutation) Field(name string) (ent.Value, bool) {
 		return m.UpdatedAt()
 	case session.FieldUserID:
 		return m.UserID()
+	case session.FieldProvider:
+		return m.Provider()
 	case session.FieldAppid:
 		return m.Appid()
 	case session.FieldOpenid:
@@ -1921,6 +1963,8 @@ func (m *SessionMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldUpdatedAt(ctx)
 	case session.FieldUserID:
 		return m.OldUserID(ctx)
+	case session.FieldProvider:
+		return m.OldProvider(ctx)
 	case session.FieldAppid:
 		return m.OldAppid(ctx)
 	case session.FieldOpenid:
@@ -1964,6 +2008,13 @@ func (m *SessionMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUserID(v)
+		return nil
+	case session.FieldProvider:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProvider(v)
 		return nil
 	case session.FieldAppid:
 		v, ok := value.(string)
@@ -2101,6 +2152,9 @@ func (m *SessionMutation) ResetField(name string) error {
 		return nil
 	case session.FieldUserID:
 		m.ResetUserID()
+		return nil
+	case session.FieldProvider:
+		m.ResetProvider()
 		return nil
 	case session.FieldAppid:
 		m.ResetAppid()

@@ -69,24 +69,30 @@ func init() {
 	session.DefaultUpdatedAt = sessionDescUpdatedAt.Default.(func() time.Time)
 	// session.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	session.UpdateDefaultUpdatedAt = sessionDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// sessionDescProvider is the schema descriptor for provider field.
+	sessionDescProvider := sessionFields[2].Descriptor()
+	// session.DefaultProvider holds the default value on creation for the provider field.
+	session.DefaultProvider = sessionDescProvider.Default.(string)
+	// session.ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
+	session.ProviderValidator = sessionDescProvider.Validators[0].(func(string) error)
 	// sessionDescAppid is the schema descriptor for appid field.
-	sessionDescAppid := sessionFields[2].Descriptor()
+	sessionDescAppid := sessionFields[3].Descriptor()
 	// session.AppidValidator is a validator for the "appid" field. It is called by the builders before save.
 	session.AppidValidator = sessionDescAppid.Validators[0].(func(string) error)
 	// sessionDescOpenid is the schema descriptor for openid field.
-	sessionDescOpenid := sessionFields[3].Descriptor()
+	sessionDescOpenid := sessionFields[4].Descriptor()
 	// session.OpenidValidator is a validator for the "openid" field. It is called by the builders before save.
 	session.OpenidValidator = sessionDescOpenid.Validators[0].(func(string) error)
 	// sessionDescRefreshHash is the schema descriptor for refresh_hash field.
-	sessionDescRefreshHash := sessionFields[4].Descriptor()
+	sessionDescRefreshHash := sessionFields[5].Descriptor()
 	// session.RefreshHashValidator is a validator for the "refresh_hash" field. It is called by the builders before save.
 	session.RefreshHashValidator = sessionDescRefreshHash.Validators[0].(func(string) error)
 	// sessionDescGeneration is the schema descriptor for generation field.
-	sessionDescGeneration := sessionFields[6].Descriptor()
+	sessionDescGeneration := sessionFields[7].Descriptor()
 	// session.DefaultGeneration holds the default value on creation for the generation field.
 	session.DefaultGeneration = sessionDescGeneration.Default.(int)
 	// sessionDescRevokeReason is the schema descriptor for revoke_reason field.
-	sessionDescRevokeReason := sessionFields[8].Descriptor()
+	sessionDescRevokeReason := sessionFields[9].Descriptor()
 	// session.RevokeReasonValidator is a validator for the "revoke_reason" field. It is called by the builders before save.
 	session.RevokeReasonValidator = sessionDescRevokeReason.Validators[0].(func(string) error)
 	// sessionDescID is the schema descriptor for id field.

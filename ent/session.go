@@ -24,6 +24,8 @@ type Session struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// UserID holds the value of the "user_id" field.
 	UserID int `json:"user_id,omitempty"`
+	// Provider holds the value of the "provider" field.
+	Provider string `json:"provider,omitempty"`
 	// Appid holds the value of the "appid" field.
 	Appid string `json:"appid,omitempty"`
 	// Openid holds the value of the "openid" field.
@@ -82,7 +84,7 @@ func (*Session) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case session.FieldUserID, session.FieldGeneration:
 			values[i] = new(sql.NullInt64)
-		case session.FieldID, session.FieldAppid, session.FieldOpenid, session.FieldRefreshHash, session.FieldRevokeReason:
+		case session.FieldID, session.FieldProvider, session.FieldAppid, session.FieldOpenid, session.FieldRefreshHash, session.FieldRevokeReason:
 			values[i] = new(sql.NullString)
 		case session.FieldCreatedAt, session.FieldUpdatedAt, session.FieldRefreshExpiresAt, session.FieldRevokedAt:
 			values[i] = new(sql.NullTime)
@@ -124,6 +126,12 @@ func (_m *Session) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field user_id", values[i])
 			} else if value.Valid {
 				_m.UserID = int(value.Int64)
+			}
+		case session.FieldProvider:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field provider", values[i])
+			} else if value.Valid {
+				_m.Provider = value.String
 			}
 		case session.FieldAppid:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -222,6 +230,9 @@ func (_m *Session) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("user_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.UserID))
+	builder.WriteString(", ")
+	builder.WriteString("provider=")
+	builder.WriteString(_m.Provider)
 	builder.WriteString(", ")
 	builder.WriteString("appid=")
 	builder.WriteString(_m.Appid)

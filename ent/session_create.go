@@ -59,6 +59,20 @@ func (_c *SessionCreate) SetUserID(v int) *SessionCreate {
 	return _c
 }
 
+// SetProvider sets the "provider" field.
+func (_c *SessionCreate) SetProvider(v string) *SessionCreate {
+	_c.mutation.SetProvider(v)
+	return _c
+}
+
+// SetNillableProvider sets the "provider" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableProvider(v *string) *SessionCreate {
+	if v != nil {
+		_c.SetProvider(*v)
+	}
+	return _c
+}
+
 // SetAppid sets the "appid" field.
 func (_c *SessionCreate) SetAppid(v string) *SessionCreate {
 	_c.mutation.SetAppid(v)
@@ -194,6 +208,10 @@ func (_c *SessionCreate) defaults() {
 		v := session.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Provider(); !ok {
+		v := session.DefaultProvider
+		_c.mutation.SetProvider(v)
+	}
 	if _, ok := _c.mutation.Generation(); !ok {
 		v := session.DefaultGeneration
 		_c.mutation.SetGeneration(v)
@@ -210,6 +228,14 @@ func (_c *SessionCreate) check() error {
 	}
 	if _, ok := _c.mutation.UserID(); !ok {
 		return &ValidationError{Name: "user_id", err: errors.New(`ent: missing required field "Session.user_id"`)}
+	}
+	if _, ok := _c.mutation.Provider(); !ok {
+		return &ValidationError{Name: "provider", err: errors.New(`ent: missing required field "Session.provider"`)}
+	}
+	if v, ok := _c.mutation.Provider(); ok {
+		if err := session.ProviderValidator(v); err != nil {
+			return &ValidationError{Name: "provider", err: fmt.Errorf(`ent: validator failed for field "Session.provider": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.Appid(); !ok {
 		return &ValidationError{Name: "appid", err: errors.New(`ent: missing required field "Session.appid"`)}
@@ -297,6 +323,10 @@ func (_c *SessionCreate) createSpec() (*Session, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UpdatedAt(); ok {
 		_spec.SetField(session.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
+	}
+	if value, ok := _c.mutation.Provider(); ok {
+		_spec.SetField(session.FieldProvider, field.TypeString, value)
+		_node.Provider = value
 	}
 	if value, ok := _c.mutation.Appid(); ok {
 		_spec.SetField(session.FieldAppid, field.TypeString, value)
@@ -523,6 +553,9 @@ func (u *SessionUpsertOne) UpdateNewValues() *SessionUpsertOne {
 		}
 		if _, exists := u.create.mutation.UserID(); exists {
 			s.SetIgnore(session.FieldUserID)
+		}
+		if _, exists := u.create.mutation.Provider(); exists {
+			s.SetIgnore(session.FieldProvider)
 		}
 		if _, exists := u.create.mutation.Appid(); exists {
 			s.SetIgnore(session.FieldAppid)
@@ -854,6 +887,9 @@ func (u *SessionUpsertBulk) UpdateNewValues() *SessionUpsertBulk {
 			}
 			if _, exists := b.mutation.UserID(); exists {
 				s.SetIgnore(session.FieldUserID)
+			}
+			if _, exists := b.mutation.Provider(); exists {
+				s.SetIgnore(session.FieldProvider)
 			}
 			if _, exists := b.mutation.Appid(); exists {
 				s.SetIgnore(session.FieldAppid)

@@ -74,6 +74,7 @@ var (
 		{Name: "id", Type: field.TypeString, Size: 64},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "provider", Type: field.TypeString, Size: 16, Default: "wechat"},
 		{Name: "appid", Type: field.TypeString, Size: 64},
 		{Name: "openid", Type: field.TypeString, Size: 128},
 		{Name: "refresh_hash", Type: field.TypeString, Size: 64},
@@ -91,7 +92,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "sessions_users_sessions",
-				Columns:    []*schema.Column{SessionsColumns[10]},
+				Columns:    []*schema.Column{SessionsColumns[11]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -100,12 +101,12 @@ var (
 			{
 				Name:    "session_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{SessionsColumns[10]},
+				Columns: []*schema.Column{SessionsColumns[11]},
 			},
 			{
 				Name:    "session_refresh_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{SessionsColumns[6]},
+				Columns: []*schema.Column{SessionsColumns[7]},
 			},
 		},
 	}

@@ -22,6 +22,8 @@ func (Session) Fields() []ent.Field {
 		// id is random and opaque; it is the "sid" of the tokens issued under it.
 		field.String("id").MaxLen(64).NotEmpty().Immutable(),
 		field.Int("user_id").Immutable(),
+		// provider, appid and openid name the identity the session logged in with.
+		field.String("provider").MaxLen(16).Default("wechat").Immutable(),
 		field.String("appid").MaxLen(64).Immutable(),
 		field.String("openid").MaxLen(128).Immutable(),
 		// refresh_hash is the SHA-256 (hex) of the current refresh token's secret.

@@ -83,6 +83,7 @@ type verifiedRow struct {
 	UserID    int       `sql:"user_id"`
 	SessionID string    `sql:"session_id"`
 	ExpiresAt time.Time `sql:"expires_at"`
+	Provider  string    `sql:"provider"`
 	AppID     string    `sql:"appid"`
 	OpenID    string    `sql:"openid"`
 }
@@ -92,7 +93,8 @@ type verifiedRow struct {
 func withLiveSession(s *entsql.Selector) {
 	t := entsql.Table(session.Table)
 	s.Join(t).On(s.C(accesstoken.FieldSessionID), t.C(session.FieldID))
-	s.AppendSelect(entsql.As(t.C(session.FieldAppid), "appid"), entsql.As(t.C(session.FieldOpenid), "openid"))
+	s.AppendSelect(entsql.As(t.C(session.FieldProvider), "provider"),
+		entsql.As(t.C(session.FieldAppid), "appid"), entsql.As(t.C(session.FieldOpenid), "openid"))
 	s.Where(entsql.IsNull(t.C(session.FieldRevokedAt)))
 }
 
@@ -117,7 +119,7 @@ func (d *DB) Verify(ctx context.Context, accessToken string) (Principal, error) 
 		return Principal{}, unauthenticated("unknown, expired or revoked")
 	}
 	r := rows[0]
-	return Principal{UserID: r.UserID, AppID: r.AppID, OpenID: r.OpenID, SessionID: r.SessionID,
+	return Principal{UserID: r.UserID, Provider: r.Provider, AppID: r.AppID, OpenID: r.OpenID, SessionID: r.SessionID,
 		TokenID: tokenIDOf(hash), ExpiresAt: r.ExpiresAt.UTC()}, nil
 }
 

@@ -34,6 +34,7 @@ var _ Strategy = (*JWT)(nil)
 type accessClaims struct {
 	jwt.RegisteredClaims
 	SessionID string `json:"sid"`
+	Provider  string `json:"prv,omitempty"`
 	AppID     string `json:"appid,omitempty"`
 	OpenID    string `json:"openid,omitempty"`
 }
@@ -101,6 +102,7 @@ func (j *JWT) sign(row *ent.Session, now time.Time) (string, time.Time, error) {
 			ID:        randomString(16),
 		},
 		SessionID: row.ID,
+		Provider:  row.Provider,
 		AppID:     row.Appid,
 		OpenID:    row.Openid,
 	}
@@ -136,7 +138,10 @@ func (j *JWT) Verify(ctx context.Context, accessToken string) (Principal, error)
 	if denied {
 		return Principal{}, unauthenticated("session revoked")
 	}
-	return Principal{UserID: uid, AppID: c.AppID, OpenID: c.OpenID, SessionID: c.SessionID,
+	if c.Provider == "" {
+		c.Provider = DefaultProvider
+	}
+	return Principal{UserID: uid, Provider: c.Provider, AppID: c.AppID, OpenID: c.OpenID, SessionID: c.SessionID,
 		TokenID: c.ID, ExpiresAt: c.ExpiresAt.UTC()}, nil
 }
 

@@ -15,7 +15,7 @@ import (
 // Redis is the "redis" strategy: everything lives in Redis, hashed and with
 // a TTL. Keys, under the configured prefix:
 //
-//	token:s:<sid>    hash: the session (u, a, o, rh = refresh hash, rx = refresh expiry ms, g)
+//	token:s:<sid>    hash: the session (u, p = provider, a, o, rh = refresh hash, rx = refresh expiry ms, g)
 //	token:sa:<sid>   set: hashes of the session's access tokens
 //	token:a:<hash>   string: an access token's principal (JSON)
 //	token:u:<uid>    set: the user's session ids, so logging out everywhere is one script
@@ -57,6 +57,7 @@ func (r *Redis) userKey(uid int) string       { return r.prefix + "u:" + strconv
 // storedAccess is the value of an access token key.
 type storedAccess struct {
 	UserID    int    `json:"u"`
+	Provider  string `json:"p,omitempty"`
 	AppID     string `json:"a"`
 	OpenID    string `json:"o"`
 	SessionID string `json:"s"`
@@ -80,9 +81,9 @@ end
 // issueScript stores a new session with its first access token.
 // KEYS: session, access set, access, user index. ARGV: u, a, o, refresh
 // hash, refresh expiry ms, refresh ttl ms, access hash, access value,
-// access ttl ms, sid, prefix.
+// access ttl ms, sid, prefix, provider.
 var issueScript = redis.NewScript(`
-redis.call('HSET', KEYS[1], 'u', ARGV[1], 'a', ARGV[2], 'o', ARGV[3], 'rh', ARGV[4], 'rx', ARGV[5], 'g', 0)
+redis.call('HSET', KEYS[1], 'u', ARGV[1], 'p', ARGV[12], 'a', ARGV[2], 'o', ARGV[3], 'rh', ARGV[4], 'rx', ARGV[5], 'g', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('SET', KEYS[3], ARGV[8], 'PX', ARGV[9])
 redis.call('SADD', KEYS[2], ARGV[7])
@@ -151,14 +152,14 @@ func (r *Redis) Issue(ctx context.Context, subj Subject) (Pair, error) {
 	rexp := expiry(now, r.opt.Config.RefreshTTL)
 	access, exp := newSecret(), expiry(now, r.opt.Config.TTL)
 	ahash := hashHex(access)
-	value, err := json.Marshal(storedAccess{UserID: subj.UserID, AppID: subj.AppID, OpenID: subj.OpenID, SessionID: sid, Expires: exp.Unix()})
+	value, err := json.Marshal(storedAccess{UserID: subj.UserID, Provider: subj.provider(), AppID: subj.AppID, OpenID: subj.OpenID, SessionID: sid, Expires: exp.Unix()})
 	if err != nil {
 		return Pair{}, fmt.Errorf("token: encode access token: %w", err)
 	}
 	err = issueScript.Run(ctx, r.rdb,
 		[]string{r.sessionKey(sid), r.accessSetKey(sid), r.accessKey(ahash), r.userKey(subj.UserID)},
 		subj.UserID, subj.AppID, subj.OpenID, hashHex(secret), rexp.UnixMilli(), ms(rexp.Sub(now)),
-		ahash, value, ms(exp.Sub(now)), sid, r.prefix).Err()
+		ahash, value, ms(exp.Sub(now)), sid, r.prefix, subj.provider()).Err()
 	if err != nil {
 		return Pair{}, fmt.Errorf("token: store session in Redis: %w", err)
 	}
@@ -189,7 +190,10 @@ func (r *Redis) Verify(ctx context.Context, accessToken string) (Principal, erro
 	if !r.opt.Now().Before(exp) {
 		return Principal{}, unauthenticated("expired")
 	}
-	return Principal{UserID: v.UserID, AppID: v.AppID, OpenID: v.OpenID, SessionID: v.SessionID,
+	if v.Provider == "" {
+		v.Provider = DefaultProvider
+	}
+	return Principal{UserID: v.UserID, Provider: v.Provider, AppID: v.AppID, OpenID: v.OpenID, SessionID: v.SessionID,
 		TokenID: tokenIDOf(hash), ExpiresAt: exp}, nil
 }
 
@@ -203,7 +207,7 @@ func (r *Redis) Refresh(ctx context.Context, tok string) (Pair, error) {
 	}
 	now := r.opt.Now()
 	// The session's immutable fields go into the new access token.
-	fields, err := r.rdb.HMGet(ctx, r.sessionKey(sid), "u", "a", "o").Result()
+	fields, err := r.rdb.HMGet(ctx, r.sessionKey(sid), "u", "a", "o", "p").Result()
 	if err != nil {
 		return Pair{}, fmt.Errorf("token: read session: %w", err)
 	}
@@ -214,12 +218,13 @@ func (r *Redis) Refresh(ctx context.Context, tok string) (Pair, error) {
 	}
 	appID, _ := fields[1].(string)
 	openID, _ := fields[2].(string)
+	provider, _ := fields[3].(string)
 
 	next := newRefreshSecret(r.opt, sid)
 	rexp := expiry(now, r.opt.Config.RefreshTTL)
 	access, exp := newSecret(), expiry(now, r.opt.Config.TTL)
 	ahash := hashHex(access)
-	value, err := json.Marshal(storedAccess{UserID: uid, AppID: appID, OpenID: openID, SessionID: sid, Expires: exp.Unix()})
+	value, err := json.Marshal(storedAccess{UserID: uid, Provider: Subject{Provider: provider}.provider(), AppID: appID, OpenID: openID, SessionID: sid, Expires: exp.Unix()})
 	if err != nil {
 		return Pair{}, fmt.Errorf("token: encode access token: %w", err)
 	}

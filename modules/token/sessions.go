@@ -34,6 +34,7 @@ func (s *sessions) create(ctx context.Context, c *ent.Client, subj Subject, now 
 	row, err := c.Session.Create().
 		SetID(sid).
 		SetUserID(subj.UserID).
+		SetProvider(subj.provider()).
 		SetAppid(subj.AppID).
 		SetOpenid(subj.OpenID).
 		SetRefreshHash(hashHex(secret)).

@@ -59,18 +59,24 @@ const (
 	NameRedis = "redis"
 )
 
-// Subject is who a new login is for.
+// Subject is who a new login is for: the user and the identity (one
+// account on one app) they logged in with.
 type Subject struct {
 	UserID int
-	AppID  string
-	OpenID string
+	// Provider is the identity's platform ("wechat", …); empty means "wechat".
+	Provider string
+	AppID    string
+	OpenID   string
 }
 
-// Principal is what a verified access token says.
+// Principal is what a verified access token says: the user and the
+// identity they logged in with.
 type Principal struct {
 	UserID int
-	AppID  string
-	OpenID string
+	// Provider is the identity's platform ("wechat", …).
+	Provider string
+	AppID    string
+	OpenID   string
 	// SessionID names the login (refresh family) the token belongs to.
 	SessionID string
 	// TokenID identifies this access token (the JWT "jti", or a prefix of
@@ -142,6 +148,17 @@ var (
 	// again.
 	ErrRefreshReused = errors.New("token: refresh token reused; session revoked")
 )
+
+// DefaultProvider is the platform of identities whose tokens name none.
+const DefaultProvider = "wechat"
+
+// provider returns the subject's platform, "wechat" when unset.
+func (s Subject) provider() string {
+	if s.Provider == "" {
+		return DefaultProvider
+	}
+	return s.Provider
+}
 
 // unauthenticated wraps ErrUnauthenticated with a reason for logs. The reason
 // must never contain the token.

@@ -63,7 +63,7 @@ func EntSubjects(client *ent.Client) func(t testing.TB) token.Subject {
 		if err != nil {
 			t.Fatalf("create user: %v", err)
 		}
-		return token.Subject{UserID: u.ID, AppID: u.Appid, OpenID: u.Openid}
+		return token.Subject{UserID: u.ID, Provider: providerOf(n.Load()), AppID: u.Appid, OpenID: u.Openid}
 	}
 }
 
@@ -73,8 +73,29 @@ func Subjects() func(t testing.TB) token.Subject {
 	base := int(time.Now().UnixNano() % 1_000_000_000)
 	return func(testing.TB) token.Subject {
 		i := n.Add(1)
-		return token.Subject{UserID: base + int(i), AppID: "wxtestapp", OpenID: fmt.Sprintf("o-test-%d", i)}
+		return token.Subject{UserID: base + int(i), Provider: providerOf(i), AppID: "wxtestapp", OpenID: fmt.Sprintf("o-test-%d", i)}
 	}
+}
+
+// providerOf gives every other subject a platform other than WeChat, and
+// leaves some unset (which means WeChat), so the contract sees all three.
+func providerOf(i int64) string {
+	switch i % 3 {
+	case 0:
+		return "qq"
+	case 1:
+		return "wechat"
+	}
+	return ""
+}
+
+// sameIdentity reports whether a principal names the subject's identity.
+func sameIdentity(p token.Principal, s token.Subject) bool {
+	want := s.Provider
+	if want == "" {
+		want = token.DefaultProvider
+	}
+	return p.UserID == s.UserID && p.Provider == want && p.AppID == s.AppID && p.OpenID == s.OpenID
 }
 
 // Run runs the contract against the strategies newEnv returns, one fresh
@@ -176,7 +197,7 @@ func issueThenVerify(t *testing.T, e Env) {
 
 	for range 2 { // the second call may come from a cache
 		p := mustVerify(t, e, pair.AccessToken)
-		if p.UserID != s.UserID || p.AppID != s.AppID || p.OpenID != s.OpenID {
+		if !sameIdentity(p, s) {
 			t.Fatalf("principal %+v does not match subject %+v", p, s)
 		}
 		if p.SessionID != pair.SessionID {
@@ -278,7 +299,7 @@ func refreshRotates(t *testing.T, e Env) {
 		t.Fatalf("refresh changed the session: %q -> %q", p0.SessionID, p1.SessionID)
 	}
 	pr := mustVerify(t, e, p1.AccessToken)
-	if pr.UserID != s.UserID || pr.AppID != s.AppID || pr.OpenID != s.OpenID || pr.SessionID != p0.SessionID {
+	if !sameIdentity(pr, s) || pr.SessionID != p0.SessionID {
 		t.Fatalf("refreshed principal %+v does not match subject %+v", pr, s)
 	}
 	if !pr.ExpiresAt.Equal(p1.ExpiresAt) {

@@ -1,0 +1,13 @@
+CREATE TABLE `access_tokens` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `token_hash` text NOT NULL, `user_id` integer NOT NULL, `expires_at` datetime NOT NULL, `created_at` datetime NOT NULL, `session_id` text NOT NULL, CONSTRAINT `access_tokens_sessions_access_tokens` FOREIGN KEY (`session_id`) REFERENCES `sessions` (`id`) ON DELETE CASCADE);
+CREATE UNIQUE INDEX `access_tokens_token_hash_key` ON `access_tokens` (`token_hash`);
+CREATE INDEX `accesstoken_user_id` ON `access_tokens` (`user_id`);
+CREATE INDEX `accesstoken_expires_at` ON `access_tokens` (`expires_at`);
+CREATE TABLE `revocations` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `session_id` text NOT NULL, `user_id` integer NOT NULL, `expires_at` datetime NOT NULL, `created_at` datetime NOT NULL);
+CREATE INDEX `revocation_session_id` ON `revocations` (`session_id`);
+CREATE INDEX `revocation_expires_at` ON `revocations` (`expires_at`);
+CREATE TABLE `sessions` (`id` text NOT NULL, `created_at` datetime NOT NULL, `updated_at` datetime NOT NULL, `appid` text NOT NULL, `openid` text NOT NULL, `refresh_hash` text NOT NULL, `refresh_expires_at` datetime NOT NULL, `generation` integer NOT NULL DEFAULT (0), `revoked_at` datetime NULL, `revoke_reason` text NULL, `user_id` integer NOT NULL, PRIMARY KEY (`id`), CONSTRAINT `sessions_users_sessions` FOREIGN KEY (`user_id`) REFERENCES `users` (`id`) ON DELETE NO ACTION);
+CREATE INDEX `session_user_id` ON `sessions` (`user_id`);
+CREATE INDEX `session_refresh_expires_at` ON `sessions` (`refresh_expires_at`);
+CREATE TABLE `users` (`id` integer NOT NULL PRIMARY KEY AUTOINCREMENT, `created_at` datetime NOT NULL, `updated_at` datetime NOT NULL, `appid` text NOT NULL, `openid` text NOT NULL, `unionid` text NULL, `session_key` text NOT NULL DEFAULT (''), `nickname` text NOT NULL DEFAULT (''), `avatar_url` text NOT NULL DEFAULT (''), `phone` text NULL, `phone_country_code` text NULL, `last_login_at` datetime NULL);
+CREATE UNIQUE INDEX `user_appid_openid` ON `users` (`appid`, `openid`);
+CREATE INDEX `user_unionid` ON `users` (`unionid`);
