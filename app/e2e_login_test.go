@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wxlogin/wxlogin/config"
 	entuser "github.com/wxlogin/wxlogin/ent/user"
 	"github.com/wxlogin/wxlogin/internal/testutil"
 	"github.com/wxlogin/wxlogin/modules/database"
@@ -157,11 +158,16 @@ func TestConcurrentLoginsOneCode(t *testing.T) {
 	require.LessOrEqual(t, s.emulatorCalls("/sns/jscode2session")-before, n-ok+1, "concurrent requests share one WeChat call")
 }
 
-// TestConcurrentFirstLoginsMariaDB: 30 first logins of one openid at once
-// through the API leave exactly one user row.
-func TestConcurrentFirstLoginsMariaDB(t *testing.T) {
-	db := testutil.MariaDBConfig(t)
-	s := boot(t, map[string]string{"APP_DATABASE_DRIVER": "mysql", "APP_DATABASE_DSN": db.DSN})
+// TestConcurrentFirstLogins: 30 first logins of one openid at once
+// through the API leave exactly one user row, on every database server.
+func TestConcurrentFirstLogins(t *testing.T) {
+	for _, backend := range testutil.ServerBackends {
+		t.Run(backend, func(t *testing.T) { concurrentFirstLogins(t, testutil.DatabaseConfig(t, backend)) })
+	}
+}
+
+func concurrentFirstLogins(t *testing.T, db config.Database) {
+	s := boot(t, map[string]string{"APP_DATABASE_DRIVER": db.Driver, "APP_DATABASE_DSN": db.DSN})
 	const n = 30
 	codes := make([]string, n)
 	for i := range codes {

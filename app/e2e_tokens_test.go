@@ -143,14 +143,15 @@ func TestEdDSAAndJWKS(t *testing.T) {
 	require.Equal(t, 404, hs.call("GET", hs.api+"/.well-known/jwks.json", "", nil).Status)
 }
 
-// fleet boots n instances of the service on one MariaDB (and Redis when
-// withRedis), all speaking to one emulator run by the first.
-func fleet(t *testing.T, n int, strategy string, withRedis bool) []*service {
+// fleet boots n instances of the service on one server database of
+// backend (and Redis when withRedis), all speaking to one emulator run by
+// the first.
+func fleet(t *testing.T, n int, backend, strategy string, withRedis bool) []*service {
 	t.Helper()
-	db := testutil.MariaDBConfig(t)
+	db := testutil.DatabaseConfig(t, backend)
 	vars := map[string]string{
 		"APP_TOKEN_STRATEGY":  strategy,
-		"APP_DATABASE_DRIVER": "mysql",
+		"APP_DATABASE_DRIVER": db.Driver,
 		"APP_DATABASE_DSN":    db.DSN,
 		"APP_TOKEN_SECRET":    strings.Repeat("fleet-shared-secret-", 3),
 	}
@@ -174,19 +175,28 @@ func fleet(t *testing.T, n int, strategy string, withRedis bool) []*service {
 }
 
 // TestFleet: instances sharing a database (and Redis) honour each other's
-// tokens and revocations within a second, for every strategy.
+// tokens and revocations within a second, for every strategy (and on
+// PostgreSQL too where the database carries the revocations).
 func TestFleet(t *testing.T) {
 	cases := []struct {
 		strategy  string
 		withRedis bool
-	}{{"jwt", true}, {"db", true}, {"redis", true}, {"jwt", false}, {"db", false}}
+		backend   string
+	}{
+		{"jwt", true, "mariadb"}, {"db", true, "mariadb"}, {"redis", true, "mariadb"},
+		{"jwt", false, "mariadb"}, {"db", false, "mariadb"},
+		{"jwt", false, "postgres"}, {"db", false, "postgres"},
+	}
 	for _, c := range cases {
 		name := c.strategy
 		if !c.withRedis {
 			name += "-without-redis"
 		}
+		if c.backend != "mariadb" {
+			name += "-" + c.backend
+		}
 		t.Run(name, func(t *testing.T) {
-			f := fleet(t, 3, c.strategy, c.withRedis)
+			f := fleet(t, 3, c.backend, c.strategy, c.withRedis)
 			a, b, cc := f[0], f[1], f[2]
 			_, r := a.login("fleet-user")
 			access := r.Str("access_token")

@@ -83,7 +83,7 @@ type HTTP struct {
 
 // Database configures the SQL database behind ent.
 type Database struct {
-	// Driver is "sqlite" or "mysql".
+	// Driver is "sqlite", "mysql" (MySQL/MariaDB) or "postgres" (PostgreSQL).
 	Driver string `koanf:"driver"`
 	// DSN is the driver's data source name.
 	DSN string `koanf:"dsn"`
@@ -247,8 +247,8 @@ var Vars = []Var{
 	{"APP_HTTP_ADDR", "http.addr", "127.0.0.1:8080", "HTTP listen address"},
 	{"APP_HTTP_PUBLIC_URL", "http.public_url", "http://APP_HTTP_ADDR", "public base URL, used in avatar URLs"},
 	{"APP_HTTP_BODY_LIMIT", "http.body_limit", "4194304", "largest request body, bytes"},
-	{"APP_DATABASE_DRIVER", "database.driver", "sqlite", "sqlite | mysql"},
-	{"APP_DATABASE_DSN", "database.dsn", "SQLite file ./data/wxlogin.db", "data source name, e.g. root@tcp(127.0.0.1:3306)/app?parseTime=true"},
+	{"APP_DATABASE_DRIVER", "database.driver", "sqlite", "sqlite | mysql | postgres"},
+	{"APP_DATABASE_DSN", "database.dsn", "SQLite file ./data/wxlogin.db", "data source name, e.g. root@tcp(127.0.0.1:3306)/app?parseTime=true (mysql), postgres://root@127.0.0.1:5432/app?sslmode=disable (postgres)"},
 	{"APP_DATABASE_AUTOMIGRATE", "database.auto_migrate", "true in development", "migrate the schema at start"},
 	{"APP_APPS", "apps", "one development mini program", "the apps served, a JSON list of {platform, appid, secret, kind, …} (see Apps)"},
 	{"APP_WECHAT_APPID", "wechat.appid", "development value", "one WeChat mini program's AppID, added to APP_APPS"},
@@ -420,8 +420,12 @@ func (c *Config) complete() error {
 		if c.Database.DSN == "" {
 			bad("APP_DATABASE_DSN is required with APP_DATABASE_DRIVER=mysql (e.g. root@tcp(127.0.0.1:3306)/app?parseTime=true)")
 		}
+	case "postgres":
+		if c.Database.DSN == "" {
+			bad("APP_DATABASE_DSN is required with APP_DATABASE_DRIVER=postgres (e.g. postgres://root@127.0.0.1:5432/app?sslmode=disable)")
+		}
 	default:
-		bad("APP_DATABASE_DRIVER must be sqlite or mysql, not %q", c.Database.Driver)
+		bad("APP_DATABASE_DRIVER must be sqlite, mysql or postgres, not %q", c.Database.Driver)
 	}
 
 	c.completeApps(bad)

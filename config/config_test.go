@@ -133,7 +133,7 @@ func TestProductionAcceptsACompleteConfig(t *testing.T) {
 func TestInvalidValues(t *testing.T) {
 	cases := map[string]map[string]string{
 		"APP_TOKEN_STRATEGY":  {"APP_TOKEN_STRATEGY": "cookie"},
-		"APP_DATABASE_DRIVER": {"APP_DATABASE_DRIVER": "postgres"},
+		"APP_DATABASE_DRIVER": {"APP_DATABASE_DRIVER": "oracle"},
 		"APP_REDIS_ADDR":      {"APP_TOKEN_STRATEGY": "redis"},
 		"APP_TOKEN_JWT_ALG":   {"APP_TOKEN_JWT_ALG": "RS256"},
 		"APP_ENV":             {"APP_ENV": "staging"},
@@ -168,6 +168,20 @@ func TestEdDSAKeys(t *testing.T) {
 	_, err = load(t, map[string]string{"APP_ENV": "production", "APP_WECHAT_APPID": "wx1", "APP_WECHAT_SECRET": "s",
 		"APP_TOKEN_SECRET": strings.Repeat("x", 32), "APP_TOKEN_JWT_ALG": "EdDSA"})
 	require.ErrorContains(t, err, "APP_TOKEN_JWT_KEYS is required")
+}
+
+// TestPostgresDriver: postgres is accepted with a DSN and refused without one.
+func TestPostgresDriver(t *testing.T) {
+	dsn := "postgres://root@127.0.0.1:5432/app?sslmode=disable"
+	cfg, err := load(t, map[string]string{"APP_DATABASE_DRIVER": "postgres", "APP_DATABASE_DSN": dsn})
+	require.NoError(t, err)
+	require.Equal(t, "postgres", cfg.Database.Driver)
+	require.Equal(t, dsn, cfg.Database.DSN)
+
+	_, err = load(t, map[string]string{"APP_DATABASE_DRIVER": "postgres"})
+	require.ErrorContains(t, err, "APP_DATABASE_DSN is required with APP_DATABASE_DRIVER=postgres (e.g. postgres://")
+	_, err = load(t, map[string]string{"APP_DATABASE_DRIVER": "oracle"})
+	require.ErrorContains(t, err, "APP_DATABASE_DRIVER must be sqlite, mysql or postgres")
 }
 
 // TestEveryVariableIsDocumented keeps the README's table true.

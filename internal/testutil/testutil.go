@@ -1,5 +1,5 @@
 // Package testutil gives tests real databases: an in-memory SQLite, a fresh
-// MariaDB database per test, a Redis key prefix per test. When a service is
+// MariaDB or PostgreSQL database per test, a Redis key prefix per test. When a service is
 // down, tests skip on a developer machine and fail under CI (CI=true).
 package testutil
 
@@ -9,11 +9,14 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver for the admin connection
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wxlogin/wxlogin/config"
@@ -21,11 +24,13 @@ import (
 	"github.com/wxlogin/wxlogin/modules/database"
 )
 
-// MariaDBAddr and RedisAddr are where the services run on development
-// machines and in CI; WXLOGIN_TEST_MYSQL_ADDR / WXLOGIN_TEST_REDIS_ADDR override.
+// MariaDBAddr, PostgresAddr and RedisAddr are where the services run on
+// development machines and in CI; WXLOGIN_TEST_MYSQL_ADDR,
+// WXLOGIN_TEST_POSTGRES_ADDR and WXLOGIN_TEST_REDIS_ADDR override.
 var (
-	MariaDBAddr = envOr("WXLOGIN_TEST_MYSQL_ADDR", "127.0.0.1:3306")
-	RedisAddr   = envOr("WXLOGIN_TEST_REDIS_ADDR", "127.0.0.1:6379")
+	MariaDBAddr  = envOr("WXLOGIN_TEST_MYSQL_ADDR", "127.0.0.1:3306")
+	PostgresAddr = envOr("WXLOGIN_TEST_POSTGRES_ADDR", "127.0.0.1:5432")
+	RedisAddr    = envOr("WXLOGIN_TEST_REDIS_ADDR", "127.0.0.1:6379")
 )
 
 func envOr(name, def string) string {
@@ -107,20 +112,83 @@ func MariaDB(t testing.TB) *ent.Client {
 	return open(t, MariaDBConfig(t))
 }
 
+// PostgresUser is the role the tests connect as (trust authentication on
+// the test server; it may create and drop databases).
+const PostgresUser = "postgres"
+
+// postgresAdmin is one small pool shared by every test of the process for
+// CREATE/DROP DATABASE, rather than one connection held per running test.
+var postgresAdmin = sync.OnceValue(func() *sql.DB {
+	u := url.URL{Scheme: "postgres", User: url.User(PostgresUser), Host: PostgresAddr, Path: "/postgres",
+		RawQuery: "sslmode=disable&connect_timeout=3"}
+	db, _ := sql.Open("pgx", u.String()) // only parses; errors surface on use
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(1)
+	return db
+})
+
+// PostgresConfig creates a fresh database on the test PostgreSQL, dropped
+// (with its connections ended) when the test ends, and returns a database
+// section pointing at it.
+func PostgresConfig(t testing.TB) config.Database {
+	t.Helper()
+	admin := postgresAdmin()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := admin.PingContext(ctx); err != nil {
+		Unavailable(t, "PostgreSQL", err)
+	}
+	name := RandomName("wxtest_")
+	// template0 takes no connections, so parallel CREATE DATABASEs never
+	// find their template busy (template1 may be, when someone uses psql).
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE "`+name+`" TEMPLATE template0 ENCODING 'UTF8'`); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
+			t.Logf("drop test database %s: %v", name, err)
+		}
+	})
+	u := url.URL{Scheme: "postgres", User: url.User(PostgresUser), Host: PostgresAddr, Path: "/" + name,
+		RawQuery: "sslmode=disable"}
+	return config.Database{Driver: "postgres", DSN: u.String(), AutoMigrate: true}
+}
+
+// Postgres returns a migrated client on a fresh PostgreSQL database.
+func Postgres(t testing.TB) *ent.Client {
+	t.Helper()
+	return open(t, PostgresConfig(t))
+}
+
 // Backends names the storage backends that contract suites run against.
-var Backends = []string{"sqlite", "mariadb"}
+var Backends = []string{"sqlite", "mariadb", "postgres"}
+
+// ServerBackends are the Backends that are database servers, for tests
+// whose point needs one (several instances, real concurrency).
+var ServerBackends = []string{"mariadb", "postgres"}
+
+// DatabaseConfig returns a database section for a backend named in
+// Backends: a private in-memory SQLite or a fresh server database.
+func DatabaseConfig(t testing.TB, backend string) config.Database {
+	t.Helper()
+	switch backend {
+	case "sqlite":
+		return SQLiteConfig()
+	case "mariadb":
+		return MariaDBConfig(t)
+	case "postgres":
+		return PostgresConfig(t)
+	}
+	t.Fatalf("unknown backend %q", backend)
+	return config.Database{}
+}
 
 // Database returns a migrated client for a backend named in Backends.
 func Database(t testing.TB, backend string) *ent.Client {
 	t.Helper()
-	switch backend {
-	case "sqlite":
-		return SQLite(t)
-	case "mariadb":
-		return MariaDB(t)
-	}
-	t.Fatalf("unknown backend %q", backend)
-	return nil
+	return open(t, DatabaseConfig(t, backend))
 }
 
 func open(t testing.TB, cfg config.Database) *ent.Client {

@@ -22,9 +22,14 @@ import (
 // answers its readiness check, and closes the client on stop.
 func TestModule(t *testing.T) {
 	sqliteFile := config.Database{Driver: "sqlite", DSN: "file:" + filepath.Join(t.TempDir(), "sub", "app.db"), AutoMigrate: true}
-	backends := map[string]config.Database{"sqlite-file": sqliteFile, "mariadb": testutil.MariaDBConfig(t)}
-	for name, cfg := range backends {
+	backends := map[string]func(t *testing.T) config.Database{
+		"sqlite-file": func(*testing.T) config.Database { return sqliteFile },
+		"mariadb":     func(t *testing.T) config.Database { return testutil.MariaDBConfig(t) },
+		"postgres":    func(t *testing.T) config.Database { return testutil.PostgresConfig(t) },
+	}
+	for name, cfgOf := range backends {
 		t.Run(name, func(t *testing.T) {
+			cfg := cfgOf(t)
 			var client *ent.Client
 			var checks struct {
 				fx.In
@@ -57,7 +62,67 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 	_, err := database.Open(config.Database{Driver: "mysql", DSN: "not a dsn"})
 	require.ErrorContains(t, err, "APP_DATABASE_DSN")
 	_, err = database.Open(config.Database{Driver: "postgres"})
-	require.Error(t, err)
+	require.ErrorContains(t, err, "APP_DATABASE_DSN")
+	_, err = database.Open(config.Database{Driver: "postgres", DSN: "postgres://app:hunter2@db:notaport/app"})
+	require.ErrorContains(t, err, "APP_DATABASE_DSN")
+	require.NotContains(t, err.Error(), "hunter2", "the password stays out of the error")
+	_, err = database.Open(config.Database{Driver: "oracle", DSN: "x"})
+	require.ErrorContains(t, err, "unknown driver")
+}
+
+// TestPingBeforeMigration: a server database that answers but has no
+// tables yet is reachable (migrating it is the migrate command's job), on
+// every backend.
+func TestPingBeforeMigration(t *testing.T) {
+	for _, backend := range testutil.Backends {
+		t.Run(backend, func(t *testing.T) {
+			cfg := testutil.DatabaseConfig(t, backend)
+			client, err := database.Open(cfg)
+			require.NoError(t, err)
+			defer client.Close()
+			ctx := context.Background()
+			_, err = client.User.Query().Count(ctx)
+			require.Error(t, err, "no tables yet")
+			require.NoError(t, database.Ping(ctx, client))
+		})
+	}
+}
+
+// TestPingFailsWhenPostgresUnreachable: a refused connection is an error,
+// not mistaken for a missing table.
+func TestPingFailsWhenPostgresUnreachable(t *testing.T) {
+	client, err := database.Open(config.Database{Driver: "postgres", DSN: "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1"})
+	require.NoError(t, err, "opening does not connect yet")
+	defer client.Close()
+	require.Error(t, database.Ping(context.Background(), client))
+}
+
+// TestTimesRoundTrip: every backend gives back the stored instant in UTC
+// with microsecond precision, whatever the process's time zone.
+func TestTimesRoundTrip(t *testing.T) {
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		shanghai = time.FixedZone("CST", 8*3600)
+	}
+	at := time.Date(2031, 7, 1, 23, 59, 58, 123456000, shanghai)
+	for _, backend := range testutil.Backends {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			client := testutil.Database(t, backend)
+			in := at
+			if backend == "sqlite" {
+				// SQLite keeps the offset it is given; the stores write UTC.
+				in = at.UTC()
+			}
+			u, err := client.User.Create().SetAppid("wx").SetOpenid("o").SetLastLoginAt(in).Save(ctx)
+			require.NoError(t, err)
+			got, err := client.User.Get(ctx, u.ID)
+			require.NoError(t, err)
+			require.Equal(t, time.UTC, got.LastLoginAt.Location())
+			require.True(t, at.Equal(*got.LastLoginAt), "stored %s, read %s", at, got.LastLoginAt)
+			require.Equal(t, time.UTC, got.CreatedAt.Location())
+		})
+	}
 }
 
 // TestForeignKeysOnSQLite: the pragma is on, so a session of a missing

@@ -70,16 +70,20 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 	type setup struct {
 		kind      kind
 		withRedis bool
+		backend   string
 	}
 	setups := []setup{
-		{kinds[0], false}, // jwt, deny list and feed in the database
-		{kinds[1], true},  // jwt, deny list and feed in Redis
-		{kinds[3], false}, // db, polled
-		{kinds[3], true},  // db, Redis feed
-		{kinds[4], true},  // redis
+		{kinds[0], false, "mariadb"}, // jwt, deny list and feed in the database
+		{kinds[1], true, "mariadb"},  // jwt, deny list and feed in Redis
+		{kinds[3], false, "mariadb"}, // db, polled
+		{kinds[3], true, "mariadb"},  // db, Redis feed
+		{kinds[4], true, "mariadb"},  // redis
+		// Where the database carries the feed, PostgreSQL too.
+		{kinds[0], false, "postgres"},
+		{kinds[3], false, "postgres"},
 	}
 	for _, su := range setups {
-		name := su.kind.name + "/mariadb"
+		name := su.kind.name + "/" + su.backend
 		if su.withRedis {
 			name += "+redis"
 		}
@@ -88,7 +92,7 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			s := openStores(t, su.kind, "mariadb")
+			s := openStores(t, su.kind, su.backend)
 			if su.withRedis && s.rdb == nil {
 				s.rdb, s.prefix = testutil.Redis(t)
 			}
