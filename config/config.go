@@ -59,6 +59,7 @@ type Config struct {
 	Token    Token    `koanf:"token"`
 	Redis    Redis    `koanf:"redis"`
 	Avatar   Avatar   `koanf:"avatar"`
+	Identity Identity `koanf:"identity"`
 	// Apps are the apps this deployment serves (APP_APPS, or the YAML list
 	// "apps"); APP_WECHAT_APPID/APP_WECHAT_SECRET add one WeChat mini program.
 	Apps Apps `koanf:"apps"`
@@ -154,6 +155,16 @@ type Avatar struct {
 	// MaxBytes caps an upload.
 	MaxBytes int64 `koanf:"max_bytes"`
 }
+
+// Identity configures how identities make up users.
+type Identity struct {
+	// Merge is "on" (default) or "off": whether two users found to share a
+	// unionid are merged into one.
+	Merge string `koanf:"merge"`
+}
+
+// MergeOn reports whether users sharing a unionid are merged.
+func (i Identity) MergeOn() bool { return i.Merge != "off" }
 
 // Platforms.
 const (
@@ -253,6 +264,7 @@ var Vars = []Var{
 	{"APP_APPS", "apps", "one development mini program", "the apps served, a JSON list of {platform, appid, secret, kind, …} (see Apps)"},
 	{"APP_WECHAT_APPID", "wechat.appid", "development value", "one WeChat mini program's AppID, added to APP_APPS"},
 	{"APP_WECHAT_SECRET", "wechat.secret", "development value", "that mini program's AppSecret"},
+	{"APP_IDENTITY_MERGE", "identity.merge", "on", "merge two users found to be one person (a unionid learnt late belongs to another user): on | off"},
 	{"APP_WECHAT_BASEURL", "wechat.base_url", "https://api.weixin.qq.com", "WeChat API root"},
 	{"APP_WECHAT_EMULATOR", "wechat.emulator", "true in development", "run the built-in WeChat emulator and use it (refused in production)"},
 	{"APP_WECHAT_EMULATOR_ADDR", "wechat.emulator_addr", "127.0.0.1:8081", "emulator listen address"},
@@ -375,6 +387,7 @@ func defaults(dev bool) map[string]any {
 		"token.revocation_poll":  "500ms",
 		"token.cleanup_interval": "1m",
 		"redis.prefix":           "wxlogin:",
+		"identity.merge":         "on",
 		"avatar.max_bytes":       2 << 20,
 	}
 }
@@ -429,6 +442,10 @@ func (c *Config) complete() error {
 	}
 
 	c.completeApps(bad)
+	c.Identity.Merge = strings.ToLower(strings.TrimSpace(c.Identity.Merge))
+	if c.Identity.Merge != "on" && c.Identity.Merge != "off" {
+		bad("APP_IDENTITY_MERGE must be on or off, not %q", c.Identity.Merge)
+	}
 	if c.WeChat.Emulator && !dev {
 		bad("APP_WECHAT_EMULATOR must be false in production: the emulator accepts any device")
 	}

@@ -24,4 +24,5 @@ var sections = fx.Provide(
 	func(c *Config) Redis { return c.Redis },
 	func(c *Config) Avatar { return c.Avatar },
 	func(c *Config) Apps { return c.Apps },
+	func(c *Config) Identity { return c.Identity },
 )

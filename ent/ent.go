@@ -13,8 +13,10 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/wxlogin/wxlogin/ent/accesstoken"
+	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/revocation"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/ent/unionlink"
 	"github.com/wxlogin/wxlogin/ent/user"
 )
 
@@ -77,8 +79,10 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			accesstoken.Table: accesstoken.ValidColumn,
+			identity.Table:    identity.ValidColumn,
 			revocation.Table:  revocation.ValidColumn,
 			session.Table:     session.ValidColumn,
+			unionlink.Table:   unionlink.ValidColumn,
 			user.Table:        user.ValidColumn,
 		})
 	})

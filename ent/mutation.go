@@ -12,9 +12,11 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/wxlogin/wxlogin/ent/accesstoken"
+	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	"github.com/wxlogin/wxlogin/ent/revocation"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/ent/unionlink"
 	"github.com/wxlogin/wxlogin/ent/user"
 )
 
@@ -28,8 +30,10 @@ const (
 
 	// Node types.
 	TypeAccessToken = "AccessToken"
+	TypeIdentity    = "Identity"
 	TypeRevocation  = "Revocation"
 	TypeSession     = "Session"
+	TypeUnionLink   = "UnionLink"
 	TypeUser        = "User"
 )
 
@@ -663,6 +667,916 @@ func (m *AccessTokenMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown AccessToken edge %s", name)
+}
+
+// IdentityMutation represents an operation that mutates the Identity nodes in the graph.
+type IdentityMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	created_at    *time.Time
+	updated_at    *time.Time
+	provider      *string
+	kind          *string
+	appid         *string
+	openid        *string
+	unionid       *string
+	session_key   *string
+	last_login_at *time.Time
+	clearedFields map[string]struct{}
+	user          *int
+	cleareduser   bool
+	done          bool
+	oldValue      func(context.Context) (*Identity, error)
+	predicates    []predicate.Identity
+}
+
+var _ ent.Mutation = (*IdentityMutation)(nil)
+
+// identityOption allows management of the mutation configuration using functional options.
+type identityOption func(*IdentityMutation)
+
+// newIdentityMutation creates new mutation for the Identity entity.
+func newIdentityMutation(c config, op Op, opts ...identityOption) *IdentityMutation {
+	m := &IdentityMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeIdentity,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withIdentityID sets the ID field of the mutation.
+func withIdentityID(id int) identityOption {
+	return func(m *IdentityMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Identity
+		)
+		m.oldValue = func(ctx context.Context) (*Identity, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Identity.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withIdentity sets the old Identity of the mutation.
+func withIdentity(node *Identity) identityOption {
+	return func(m *IdentityMutation) {
+		m.oldValue = func(context.Context) (*Identity, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m IdentityMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m IdentityMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *IdentityMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *IdentityMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Identity.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *IdentityMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *IdentityMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *IdentityMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *IdentityMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *IdentityMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *IdentityMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetProvider sets the "provider" field.
+func (m *IdentityMutation) SetProvider(s string) {
+	m.provider = &s
+}
+
+// Provider returns the value of the "provider" field in the mutation.
+func (m *IdentityMutation) Provider() (r string, exists bool) {
+	v := m.provider
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProvider returns the old "provider" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldProvider(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProvider is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProvider requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProvider: %w", err)
+	}
+	return oldValue.Provider, nil
+}
+
+// ResetProvider resets all changes to the "provider" field.
+func (m *IdentityMutation) ResetProvider() {
+	m.provider = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *IdentityMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *IdentityMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *IdentityMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetAppid sets the "appid" field.
+func (m *IdentityMutation) SetAppid(s string) {
+	m.appid = &s
+}
+
+// Appid returns the value of the "appid" field in the mutation.
+func (m *IdentityMutation) Appid() (r string, exists bool) {
+	v := m.appid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAppid returns the old "appid" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldAppid(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAppid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAppid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAppid: %w", err)
+	}
+	return oldValue.Appid, nil
+}
+
+// ResetAppid resets all changes to the "appid" field.
+func (m *IdentityMutation) ResetAppid() {
+	m.appid = nil
+}
+
+// SetOpenid sets the "openid" field.
+func (m *IdentityMutation) SetOpenid(s string) {
+	m.openid = &s
+}
+
+// Openid returns the value of the "openid" field in the mutation.
+func (m *IdentityMutation) Openid() (r string, exists bool) {
+	v := m.openid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOpenid returns the old "openid" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldOpenid(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOpenid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOpenid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOpenid: %w", err)
+	}
+	return oldValue.Openid, nil
+}
+
+// ResetOpenid resets all changes to the "openid" field.
+func (m *IdentityMutation) ResetOpenid() {
+	m.openid = nil
+}
+
+// SetUnionid sets the "unionid" field.
+func (m *IdentityMutation) SetUnionid(s string) {
+	m.unionid = &s
+}
+
+// Unionid returns the value of the "unionid" field in the mutation.
+func (m *IdentityMutation) Unionid() (r string, exists bool) {
+	v := m.unionid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUnionid returns the old "unionid" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldUnionid(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUnionid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUnionid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUnionid: %w", err)
+	}
+	return oldValue.Unionid, nil
+}
+
+// ClearUnionid clears the value of the "unionid" field.
+func (m *IdentityMutation) ClearUnionid() {
+	m.unionid = nil
+	m.clearedFields[identity.FieldUnionid] = struct{}{}
+}
+
+// UnionidCleared returns if the "unionid" field was cleared in this mutation.
+func (m *IdentityMutation) UnionidCleared() bool {
+	_, ok := m.clearedFields[identity.FieldUnionid]
+	return ok
+}
+
+// ResetUnionid resets all changes to the "unionid" field.
+func (m *IdentityMutation) ResetUnionid() {
+	m.unionid = nil
+	delete(m.clearedFields, identity.FieldUnionid)
+}
+
+// SetSessionKey sets the "session_key" field.
+func (m *IdentityMutation) SetSessionKey(s string) {
+	m.session_key = &s
+}
+
+// SessionKey returns the value of the "session_key" field in the mutation.
+func (m *IdentityMutation) SessionKey() (r string, exists bool) {
+	v := m.session_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionKey returns the old "session_key" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldSessionKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionKey: %w", err)
+	}
+	return oldValue.SessionKey, nil
+}
+
+// ResetSessionKey resets all changes to the "session_key" field.
+func (m *IdentityMutation) ResetSessionKey() {
+	m.session_key = nil
+}
+
+// SetLastLoginAt sets the "last_login_at" field.
+func (m *IdentityMutation) SetLastLoginAt(t time.Time) {
+	m.last_login_at = &t
+}
+
+// LastLoginAt returns the value of the "last_login_at" field in the mutation.
+func (m *IdentityMutation) LastLoginAt() (r time.Time, exists bool) {
+	v := m.last_login_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastLoginAt returns the old "last_login_at" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldLastLoginAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastLoginAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastLoginAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastLoginAt: %w", err)
+	}
+	return oldValue.LastLoginAt, nil
+}
+
+// ClearLastLoginAt clears the value of the "last_login_at" field.
+func (m *IdentityMutation) ClearLastLoginAt() {
+	m.last_login_at = nil
+	m.clearedFields[identity.FieldLastLoginAt] = struct{}{}
+}
+
+// LastLoginAtCleared returns if the "last_login_at" field was cleared in this mutation.
+func (m *IdentityMutation) LastLoginAtCleared() bool {
+	_, ok := m.clearedFields[identity.FieldLastLoginAt]
+	return ok
+}
+
+// ResetLastLoginAt resets all changes to the "last_login_at" field.
+func (m *IdentityMutation) ResetLastLoginAt() {
+	m.last_login_at = nil
+	delete(m.clearedFields, identity.FieldLastLoginAt)
+}
+
+// SetUserID sets the "user_id" field.
+func (m *IdentityMutation) SetUserID(i int) {
+	m.user = &i
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *IdentityMutation) UserID() (r int, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the Identity entity.
+// If the Identity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IdentityMutation) OldUserID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *IdentityMutation) ResetUserID() {
+	m.user = nil
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (m *IdentityMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[identity.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the User entity was cleared.
+func (m *IdentityMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *IdentityMutation) UserIDs() (ids []int) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *IdentityMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// Where appends a list predicates to the IdentityMutation builder.
+func (m *IdentityMutation) Where(ps ...predicate.Identity) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the IdentityMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *IdentityMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Identity, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *IdentityMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *IdentityMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Identity).
+func (m *IdentityMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *IdentityMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.created_at != nil {
+		fields = append(fields, identity.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, identity.FieldUpdatedAt)
+	}
+	if m.provider != nil {
+		fields = append(fields, identity.FieldProvider)
+	}
+	if m.kind != nil {
+		fields = append(fields, identity.FieldKind)
+	}
+	if m.appid != nil {
+		fields = append(fields, identity.FieldAppid)
+	}
+	if m.openid != nil {
+		fields = append(fields, identity.FieldOpenid)
+	}
+	if m.unionid != nil {
+		fields = append(fields, identity.FieldUnionid)
+	}
+	if m.session_key != nil {
+		fields = append(fields, identity.FieldSessionKey)
+	}
+	if m.last_login_at != nil {
+		fields = append(fields, identity.FieldLastLoginAt)
+	}
+	if m.user != nil {
+		fields = append(fields, identity.FieldUserID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *IdentityMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case identity.FieldCreatedAt:
+		return m.CreatedAt()
+	case identity.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case identity.FieldProvider:
+		return m.Provider()
+	case identity.FieldKind:
+		return m.Kind()
+	case identity.FieldAppid:
+		return m.Appid()
+	case identity.FieldOpenid:
+		return m.Openid()
+	case identity.FieldUnionid:
+		return m.Unionid()
+	case identity.FieldSessionKey:
+		return m.SessionKey()
+	case identity.FieldLastLoginAt:
+		return m.LastLoginAt()
+	case identity.FieldUserID:
+		return m.UserID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *IdentityMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case identity.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case identity.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case identity.FieldProvider:
+		return m.OldProvider(ctx)
+	case identity.FieldKind:
+		return m.OldKind(ctx)
+	case identity.FieldAppid:
+		return m.OldAppid(ctx)
+	case identity.FieldOpenid:
+		return m.OldOpenid(ctx)
+	case identity.FieldUnionid:
+		return m.OldUnionid(ctx)
+	case identity.FieldSessionKey:
+		return m.OldSessionKey(ctx)
+	case identity.FieldLastLoginAt:
+		return m.OldLastLoginAt(ctx)
+	case identity.FieldUserID:
+		return m.OldUserID(ctx)
+	}
+	return nil, fmt.Errorf("unknown Identity field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *IdentityMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case identity.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case identity.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case identity.FieldProvider:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProvider(v)
+		return nil
+	case identity.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case identity.FieldAppid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAppid(v)
+		return nil
+	case identity.FieldOpenid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOpenid(v)
+		return nil
+	case identity.FieldUnionid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUnionid(v)
+		return nil
+	case identity.FieldSessionKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionKey(v)
+		return nil
+	case identity.FieldLastLoginAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastLoginAt(v)
+		return nil
+	case identity.FieldUserID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Identity field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *IdentityMutation) AddedFields() []string {
+	var fields []string
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *IdentityMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *IdentityMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Identity numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *IdentityMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(identity.FieldUnionid) {
+		fields = append(fields, identity.FieldUnionid)
+	}
+	if m.FieldCleared(identity.FieldLastLoginAt) {
+		fields = append(fields, identity.FieldLastLoginAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *IdentityMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *IdentityMutation) ClearField(name string) error {
+	switch name {
+	case identity.FieldUnionid:
+		m.ClearUnionid()
+		return nil
+	case identity.FieldLastLoginAt:
+		m.ClearLastLoginAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Identity nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *IdentityMutation) ResetField(name string) error {
+	switch name {
+	case identity.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case identity.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case identity.FieldProvider:
+		m.ResetProvider()
+		return nil
+	case identity.FieldKind:
+		m.ResetKind()
+		return nil
+	case identity.FieldAppid:
+		m.ResetAppid()
+		return nil
+	case identity.FieldOpenid:
+		m.ResetOpenid()
+		return nil
+	case identity.FieldUnionid:
+		m.ResetUnionid()
+		return nil
+	case identity.FieldSessionKey:
+		m.ResetSessionKey()
+		return nil
+	case identity.FieldLastLoginAt:
+		m.ResetLastLoginAt()
+		return nil
+	case identity.FieldUserID:
+		m.ResetUserID()
+		return nil
+	}
+	return fmt.Errorf("unknown Identity field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *IdentityMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.user != nil {
+		edges = append(edges, identity.EdgeUser)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *IdentityMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case identity.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *IdentityMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *IdentityMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *IdentityMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.cleareduser {
+		edges = append(edges, identity.EdgeUser)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *IdentityMutation) EdgeCleared(name string) bool {
+	switch name {
+	case identity.EdgeUser:
+		return m.cleareduser
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *IdentityMutation) ClearEdge(name string) error {
+	switch name {
+	case identity.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown Identity unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *IdentityMutation) ResetEdge(name string) error {
+	switch name {
+	case identity.EdgeUser:
+		m.ResetUser()
+		return nil
+	}
+	return fmt.Errorf("unknown Identity edge %s", name)
 }
 
 // RevocationMutation represents an operation that mutates the Revocation nodes in the graph.
@@ -2283,6 +3197,551 @@ func (m *SessionMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Session edge %s", name)
 }
 
+// UnionLinkMutation represents an operation that mutates the UnionLink nodes in the graph.
+type UnionLinkMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	provider      *string
+	unionid       *string
+	created_at    *time.Time
+	clearedFields map[string]struct{}
+	user          *int
+	cleareduser   bool
+	done          bool
+	oldValue      func(context.Context) (*UnionLink, error)
+	predicates    []predicate.UnionLink
+}
+
+var _ ent.Mutation = (*UnionLinkMutation)(nil)
+
+// unionlinkOption allows management of the mutation configuration using functional options.
+type unionlinkOption func(*UnionLinkMutation)
+
+// newUnionLinkMutation creates new mutation for the UnionLink entity.
+func newUnionLinkMutation(c config, op Op, opts ...unionlinkOption) *UnionLinkMutation {
+	m := &UnionLinkMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeUnionLink,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withUnionLinkID sets the ID field of the mutation.
+func withUnionLinkID(id int) unionlinkOption {
+	return func(m *UnionLinkMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *UnionLink
+		)
+		m.oldValue = func(ctx context.Context) (*UnionLink, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().UnionLink.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withUnionLink sets the old UnionLink of the mutation.
+func withUnionLink(node *UnionLink) unionlinkOption {
+	return func(m *UnionLinkMutation) {
+		m.oldValue = func(context.Context) (*UnionLink, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m UnionLinkMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m UnionLinkMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *UnionLinkMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *UnionLinkMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().UnionLink.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetProvider sets the "provider" field.
+func (m *UnionLinkMutation) SetProvider(s string) {
+	m.provider = &s
+}
+
+// Provider returns the value of the "provider" field in the mutation.
+func (m *UnionLinkMutation) Provider() (r string, exists bool) {
+	v := m.provider
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProvider returns the old "provider" field's value of the UnionLink entity.
+// If the UnionLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UnionLinkMutation) OldProvider(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProvider is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProvider requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProvider: %w", err)
+	}
+	return oldValue.Provider, nil
+}
+
+// ResetProvider resets all changes to the "provider" field.
+func (m *UnionLinkMutation) ResetProvider() {
+	m.provider = nil
+}
+
+// SetUnionid sets the "unionid" field.
+func (m *UnionLinkMutation) SetUnionid(s string) {
+	m.unionid = &s
+}
+
+// Unionid returns the value of the "unionid" field in the mutation.
+func (m *UnionLinkMutation) Unionid() (r string, exists bool) {
+	v := m.unionid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUnionid returns the old "unionid" field's value of the UnionLink entity.
+// If the UnionLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UnionLinkMutation) OldUnionid(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUnionid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUnionid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUnionid: %w", err)
+	}
+	return oldValue.Unionid, nil
+}
+
+// ResetUnionid resets all changes to the "unionid" field.
+func (m *UnionLinkMutation) ResetUnionid() {
+	m.unionid = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *UnionLinkMutation) SetUserID(i int) {
+	m.user = &i
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *UnionLinkMutation) UserID() (r int, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the UnionLink entity.
+// If the UnionLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UnionLinkMutation) OldUserID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *UnionLinkMutation) ResetUserID() {
+	m.user = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *UnionLinkMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *UnionLinkMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the UnionLink entity.
+// If the UnionLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UnionLinkMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *UnionLinkMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (m *UnionLinkMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[unionlink.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the User entity was cleared.
+func (m *UnionLinkMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *UnionLinkMutation) UserIDs() (ids []int) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *UnionLinkMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// Where appends a list predicates to the UnionLinkMutation builder.
+func (m *UnionLinkMutation) Where(ps ...predicate.UnionLink) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the UnionLinkMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *UnionLinkMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.UnionLink, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *UnionLinkMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *UnionLinkMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (UnionLink).
+func (m *UnionLinkMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *UnionLinkMutation) Fields() []string {
+	fields := make([]string, 0, 4)
+	if m.provider != nil {
+		fields = append(fields, unionlink.FieldProvider)
+	}
+	if m.unionid != nil {
+		fields = append(fields, unionlink.FieldUnionid)
+	}
+	if m.user != nil {
+		fields = append(fields, unionlink.FieldUserID)
+	}
+	if m.created_at != nil {
+		fields = append(fields, unionlink.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *UnionLinkMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case unionlink.FieldProvider:
+		return m.Provider()
+	case unionlink.FieldUnionid:
+		return m.Unionid()
+	case unionlink.FieldUserID:
+		return m.UserID()
+	case unionlink.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *UnionLinkMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case unionlink.FieldProvider:
+		return m.OldProvider(ctx)
+	case unionlink.FieldUnionid:
+		return m.OldUnionid(ctx)
+	case unionlink.FieldUserID:
+		return m.OldUserID(ctx)
+	case unionlink.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown UnionLink field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UnionLinkMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case unionlink.FieldProvider:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProvider(v)
+		return nil
+	case unionlink.FieldUnionid:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUnionid(v)
+		return nil
+	case unionlink.FieldUserID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case unionlink.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown UnionLink field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *UnionLinkMutation) AddedFields() []string {
+	var fields []string
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *UnionLinkMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UnionLinkMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown UnionLink numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *UnionLinkMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *UnionLinkMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *UnionLinkMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown UnionLink nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *UnionLinkMutation) ResetField(name string) error {
+	switch name {
+	case unionlink.FieldProvider:
+		m.ResetProvider()
+		return nil
+	case unionlink.FieldUnionid:
+		m.ResetUnionid()
+		return nil
+	case unionlink.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case unionlink.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown UnionLink field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *UnionLinkMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.user != nil {
+		edges = append(edges, unionlink.EdgeUser)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *UnionLinkMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case unionlink.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *UnionLinkMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *UnionLinkMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *UnionLinkMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.cleareduser {
+		edges = append(edges, unionlink.EdgeUser)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *UnionLinkMutation) EdgeCleared(name string) bool {
+	switch name {
+	case unionlink.EdgeUser:
+		return m.cleareduser
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *UnionLinkMutation) ClearEdge(name string) error {
+	switch name {
+	case unionlink.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown UnionLink unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *UnionLinkMutation) ResetEdge(name string) error {
+	switch name {
+	case unionlink.EdgeUser:
+		m.ResetUser()
+		return nil
+	}
+	return fmt.Errorf("unknown UnionLink edge %s", name)
+}
+
 // UserMutation represents an operation that mutates the User nodes in the graph.
 type UserMutation struct {
 	config
@@ -2291,16 +3750,22 @@ type UserMutation struct {
 	id                 *int
 	created_at         *time.Time
 	updated_at         *time.Time
-	appid              *string
-	openid             *string
-	unionid            *string
-	session_key        *string
 	nickname           *string
 	avatar_url         *string
 	phone              *string
 	phone_country_code *string
-	last_login_at      *time.Time
+	status             *user.Status
+	banned_until       *time.Time
+	ban_reason         *string
+	merged_into        *int
+	addmerged_into     *int
 	clearedFields      map[string]struct{}
+	identities         map[int]struct{}
+	removedidentities  map[int]struct{}
+	clearedidentities  bool
+	union_links        map[int]struct{}
+	removedunion_links map[int]struct{}
+	clearedunion_links bool
 	sessions           map[string]struct{}
 	removedsessions    map[string]struct{}
 	clearedsessions    bool
@@ -2479,163 +3944,6 @@ func (m *UserMutation) ResetUpdatedAt() {
 	m.updated_at = nil
 }
 
-// SetAppid sets the "appid" field.
-func (m *UserMutation) SetAppid(s string) {
-	m.appid = &s
-}
-
-// Appid returns the value of the "appid" field in the mutation.
-func (m *UserMutation) Appid() (r string, exists bool) {
-	v := m.appid
-	if v == nil {
-		return
-	}
-	return *v, true
-}
-
-// OldAppid returns the old "appid" field's value of the User entity.
-// If the User object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *UserMutation) OldAppid(ctx context.Context) (v string, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldAppid is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldAppid requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldAppid: %w", err)
-	}
-	return oldValue.Appid, nil
-}
-
-// ResetAppid resets all changes to the "appid" field.
-func (m *UserMutation) ResetAppid() {
-	m.appid = nil
-}
-
-// SetOpenid sets the "openid" field.
-func (m *UserMutation) SetOpenid(s string) {
-	m.openid = &s
-}
-
-// Openid returns the value of the "openid" field in the mutation.
-func (m *UserMutation) Openid() (r string, exists bool) {
-	v := m.openid
-	if v == nil {
-		return
-	}
-	return *v, true
-}
-
-// OldOpenid returns the old "openid" field's value of the User entity.
-// If the User object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *UserMutation) OldOpenid(ctx context.Context) (v string, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldOpenid is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldOpenid requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldOpenid: %w", err)
-	}
-	return oldValue.Openid, nil
-}
-
-// ResetOpenid resets all changes to the "openid" field.
-func (m *UserMutation) ResetOpenid() {
-	m.openid = nil
-}
-
-// SetUnionid sets the "unionid" field.
-func (m *UserMutation) SetUnionid(s string) {
-	m.unionid = &s
-}
-
-// Unionid returns the value of the "unionid" field in the mutation.
-func (m *UserMutation) Unionid() (r string, exists bool) {
-	v := m.unionid
-	if v == nil {
-		return
-	}
-	return *v, true
-}
-
-// OldUnionid returns the old "unionid" field's value of the User entity.
-// If the User object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *UserMutation) OldUnionid(ctx context.Context) (v *string, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldUnionid is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldUnionid requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldUnionid: %w", err)
-	}
-	return oldValue.Unionid, nil
-}
-
-// ClearUnionid clears the value of the "unionid" field.
-func (m *UserMutation) ClearUnionid() {
-	m.unionid = nil
-	m.clearedFields[user.FieldUnionid] = struct{}{}
-}
-
-// UnionidCleared returns if the "unionid" field was cleared in this mutation.
-func (m *UserMutation) UnionidCleared() bool {
-	_, ok := m.clearedFields[user.FieldUnionid]
-	return ok
-}
-
-// ResetUnionid resets all changes to the "unionid" field.
-func (m *UserMutation) ResetUnionid() {
-	m.unionid = nil
-	delete(m.clearedFields, user.FieldUnionid)
-}
-
-// SetSessionKey sets the "session_key" field.
-func (m *UserMutation) SetSessionKey(s string) {
-	m.session_key = &s
-}
-
-// SessionKey returns the value of the "session_key" field in the mutation.
-func (m *UserMutation) SessionKey() (r string, exists bool) {
-	v := m.session_key
-	if v == nil {
-		return
-	}
-	return *v, true
-}
-
-// OldSessionKey returns the old "session_key" field's value of the User entity.
-// If the User object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *UserMutation) OldSessionKey(ctx context.Context) (v string, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldSessionKey is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldSessionKey requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldSessionKey: %w", err)
-	}
-	return oldValue.SessionKey, nil
-}
-
-// ResetSessionKey resets all changes to the "session_key" field.
-func (m *UserMutation) ResetSessionKey() {
-	m.session_key = nil
-}
-
 // SetNickname sets the "nickname" field.
 func (m *UserMutation) SetNickname(s string) {
 	m.nickname = &s
@@ -2806,53 +4114,316 @@ func (m *UserMutation) ResetPhoneCountryCode() {
 	delete(m.clearedFields, user.FieldPhoneCountryCode)
 }
 
-// SetLastLoginAt sets the "last_login_at" field.
-func (m *UserMutation) SetLastLoginAt(t time.Time) {
-	m.last_login_at = &t
+// SetStatus sets the "status" field.
+func (m *UserMutation) SetStatus(u user.Status) {
+	m.status = &u
 }
 
-// LastLoginAt returns the value of the "last_login_at" field in the mutation.
-func (m *UserMutation) LastLoginAt() (r time.Time, exists bool) {
-	v := m.last_login_at
+// Status returns the value of the "status" field in the mutation.
+func (m *UserMutation) Status() (r user.Status, exists bool) {
+	v := m.status
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldLastLoginAt returns the old "last_login_at" field's value of the User entity.
+// OldStatus returns the old "status" field's value of the User entity.
 // If the User object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *UserMutation) OldLastLoginAt(ctx context.Context) (v *time.Time, err error) {
+func (m *UserMutation) OldStatus(ctx context.Context) (v user.Status, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldLastLoginAt is only allowed on UpdateOne operations")
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldLastLoginAt requires an ID field in the mutation")
+		return v, errors.New("OldStatus requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldLastLoginAt: %w", err)
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
 	}
-	return oldValue.LastLoginAt, nil
+	return oldValue.Status, nil
 }
 
-// ClearLastLoginAt clears the value of the "last_login_at" field.
-func (m *UserMutation) ClearLastLoginAt() {
-	m.last_login_at = nil
-	m.clearedFields[user.FieldLastLoginAt] = struct{}{}
+// ResetStatus resets all changes to the "status" field.
+func (m *UserMutation) ResetStatus() {
+	m.status = nil
 }
 
-// LastLoginAtCleared returns if the "last_login_at" field was cleared in this mutation.
-func (m *UserMutation) LastLoginAtCleared() bool {
-	_, ok := m.clearedFields[user.FieldLastLoginAt]
+// SetBannedUntil sets the "banned_until" field.
+func (m *UserMutation) SetBannedUntil(t time.Time) {
+	m.banned_until = &t
+}
+
+// BannedUntil returns the value of the "banned_until" field in the mutation.
+func (m *UserMutation) BannedUntil() (r time.Time, exists bool) {
+	v := m.banned_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBannedUntil returns the old "banned_until" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldBannedUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBannedUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBannedUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBannedUntil: %w", err)
+	}
+	return oldValue.BannedUntil, nil
+}
+
+// ClearBannedUntil clears the value of the "banned_until" field.
+func (m *UserMutation) ClearBannedUntil() {
+	m.banned_until = nil
+	m.clearedFields[user.FieldBannedUntil] = struct{}{}
+}
+
+// BannedUntilCleared returns if the "banned_until" field was cleared in this mutation.
+func (m *UserMutation) BannedUntilCleared() bool {
+	_, ok := m.clearedFields[user.FieldBannedUntil]
 	return ok
 }
 
-// ResetLastLoginAt resets all changes to the "last_login_at" field.
-func (m *UserMutation) ResetLastLoginAt() {
-	m.last_login_at = nil
-	delete(m.clearedFields, user.FieldLastLoginAt)
+// ResetBannedUntil resets all changes to the "banned_until" field.
+func (m *UserMutation) ResetBannedUntil() {
+	m.banned_until = nil
+	delete(m.clearedFields, user.FieldBannedUntil)
+}
+
+// SetBanReason sets the "ban_reason" field.
+func (m *UserMutation) SetBanReason(s string) {
+	m.ban_reason = &s
+}
+
+// BanReason returns the value of the "ban_reason" field in the mutation.
+func (m *UserMutation) BanReason() (r string, exists bool) {
+	v := m.ban_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBanReason returns the old "ban_reason" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldBanReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBanReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBanReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBanReason: %w", err)
+	}
+	return oldValue.BanReason, nil
+}
+
+// ClearBanReason clears the value of the "ban_reason" field.
+func (m *UserMutation) ClearBanReason() {
+	m.ban_reason = nil
+	m.clearedFields[user.FieldBanReason] = struct{}{}
+}
+
+// BanReasonCleared returns if the "ban_reason" field was cleared in this mutation.
+func (m *UserMutation) BanReasonCleared() bool {
+	_, ok := m.clearedFields[user.FieldBanReason]
+	return ok
+}
+
+// ResetBanReason resets all changes to the "ban_reason" field.
+func (m *UserMutation) ResetBanReason() {
+	m.ban_reason = nil
+	delete(m.clearedFields, user.FieldBanReason)
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (m *UserMutation) SetMergedInto(i int) {
+	m.merged_into = &i
+	m.addmerged_into = nil
+}
+
+// MergedInto returns the value of the "merged_into" field in the mutation.
+func (m *UserMutation) MergedInto() (r int, exists bool) {
+	v := m.merged_into
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMergedInto returns the old "merged_into" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldMergedInto(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMergedInto is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMergedInto requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMergedInto: %w", err)
+	}
+	return oldValue.MergedInto, nil
+}
+
+// AddMergedInto adds i to the "merged_into" field.
+func (m *UserMutation) AddMergedInto(i int) {
+	if m.addmerged_into != nil {
+		*m.addmerged_into += i
+	} else {
+		m.addmerged_into = &i
+	}
+}
+
+// AddedMergedInto returns the value that was added to the "merged_into" field in this mutation.
+func (m *UserMutation) AddedMergedInto() (r int, exists bool) {
+	v := m.addmerged_into
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (m *UserMutation) ClearMergedInto() {
+	m.merged_into = nil
+	m.addmerged_into = nil
+	m.clearedFields[user.FieldMergedInto] = struct{}{}
+}
+
+// MergedIntoCleared returns if the "merged_into" field was cleared in this mutation.
+func (m *UserMutation) MergedIntoCleared() bool {
+	_, ok := m.clearedFields[user.FieldMergedInto]
+	return ok
+}
+
+// ResetMergedInto resets all changes to the "merged_into" field.
+func (m *UserMutation) ResetMergedInto() {
+	m.merged_into = nil
+	m.addmerged_into = nil
+	delete(m.clearedFields, user.FieldMergedInto)
+}
+
+// AddIdentityIDs adds the "identities" edge to the Identity entity by ids.
+func (m *UserMutation) AddIdentityIDs(ids ...int) {
+	if m.identities == nil {
+		m.identities = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.identities[ids[i]] = struct{}{}
+	}
+}
+
+// ClearIdentities clears the "identities" edge to the Identity entity.
+func (m *UserMutation) ClearIdentities() {
+	m.clearedidentities = true
+}
+
+// IdentitiesCleared reports if the "identities" edge to the Identity entity was cleared.
+func (m *UserMutation) IdentitiesCleared() bool {
+	return m.clearedidentities
+}
+
+// RemoveIdentityIDs removes the "identities" edge to the Identity entity by IDs.
+func (m *UserMutation) RemoveIdentityIDs(ids ...int) {
+	if m.removedidentities == nil {
+		m.removedidentities = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.identities, ids[i])
+		m.removedidentities[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedIdentities returns the removed IDs of the "identities" edge to the Identity entity.
+func (m *UserMutation) RemovedIdentitiesIDs() (ids []int) {
+	for id := range m.removedidentities {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// IdentitiesIDs returns the "identities" edge IDs in the mutation.
+func (m *UserMutation) IdentitiesIDs() (ids []int) {
+	for id := range m.identities {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetIdentities resets all changes to the "identities" edge.
+func (m *UserMutation) ResetIdentities() {
+	m.identities = nil
+	m.clearedidentities = false
+	m.removedidentities = nil
+}
+
+// AddUnionLinkIDs adds the "union_links" edge to the UnionLink entity by ids.
+func (m *UserMutation) AddUnionLinkIDs(ids ...int) {
+	if m.union_links == nil {
+		m.union_links = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.union_links[ids[i]] = struct{}{}
+	}
+}
+
+// ClearUnionLinks clears the "union_links" edge to the UnionLink entity.
+func (m *UserMutation) ClearUnionLinks() {
+	m.clearedunion_links = true
+}
+
+// UnionLinksCleared reports if the "union_links" edge to the UnionLink entity was cleared.
+func (m *UserMutation) UnionLinksCleared() bool {
+	return m.clearedunion_links
+}
+
+// RemoveUnionLinkIDs removes the "union_links" edge to the UnionLink entity by IDs.
+func (m *UserMutation) RemoveUnionLinkIDs(ids ...int) {
+	if m.removedunion_links == nil {
+		m.removedunion_links = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.union_links, ids[i])
+		m.removedunion_links[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedUnionLinks returns the removed IDs of the "union_links" edge to the UnionLink entity.
+func (m *UserMutation) RemovedUnionLinksIDs() (ids []int) {
+	for id := range m.removedunion_links {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// UnionLinksIDs returns the "union_links" edge IDs in the mutation.
+func (m *UserMutation) UnionLinksIDs() (ids []int) {
+	for id := range m.union_links {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetUnionLinks resets all changes to the "union_links" edge.
+func (m *UserMutation) ResetUnionLinks() {
+	m.union_links = nil
+	m.clearedunion_links = false
+	m.removedunion_links = nil
 }
 
 // AddSessionIDs adds the "sessions" edge to the Session entity by ids.
@@ -2943,24 +4514,12 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 10)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
 	if m.updated_at != nil {
 		fields = append(fields, user.FieldUpdatedAt)
-	}
-	if m.appid != nil {
-		fields = append(fields, user.FieldAppid)
-	}
-	if m.openid != nil {
-		fields = append(fields, user.FieldOpenid)
-	}
-	if m.unionid != nil {
-		fields = append(fields, user.FieldUnionid)
-	}
-	if m.session_key != nil {
-		fields = append(fields, user.FieldSessionKey)
 	}
 	if m.nickname != nil {
 		fields = append(fields, user.FieldNickname)
@@ -2974,8 +4533,17 @@ func (m *UserMutation) Fields() []string {
 	if m.phone_country_code != nil {
 		fields = append(fields, user.FieldPhoneCountryCode)
 	}
-	if m.last_login_at != nil {
-		fields = append(fields, user.FieldLastLoginAt)
+	if m.status != nil {
+		fields = append(fields, user.FieldStatus)
+	}
+	if m.banned_until != nil {
+		fields = append(fields, user.FieldBannedUntil)
+	}
+	if m.ban_reason != nil {
+		fields = append(fields, user.FieldBanReason)
+	}
+	if m.merged_into != nil {
+		fields = append(fields, user.FieldMergedInto)
 	}
 	return fields
 }
@@ -2989,14 +4557,6 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case user.FieldUpdatedAt:
 		return m.UpdatedAt()
-	case user.FieldAppid:
-		return m.Appid()
-	case user.FieldOpenid:
-		return m.Openid()
-	case user.FieldUnionid:
-		return m.Unionid()
-	case user.FieldSessionKey:
-		return m.SessionKey()
 	case user.FieldNickname:
 		return m.Nickname()
 	case user.FieldAvatarURL:
@@ -3005,8 +4565,14 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.Phone()
 	case user.FieldPhoneCountryCode:
 		return m.PhoneCountryCode()
-	case user.FieldLastLoginAt:
-		return m.LastLoginAt()
+	case user.FieldStatus:
+		return m.Status()
+	case user.FieldBannedUntil:
+		return m.BannedUntil()
+	case user.FieldBanReason:
+		return m.BanReason()
+	case user.FieldMergedInto:
+		return m.MergedInto()
 	}
 	return nil, false
 }
@@ -3020,14 +4586,6 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldCreatedAt(ctx)
 	case user.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
-	case user.FieldAppid:
-		return m.OldAppid(ctx)
-	case user.FieldOpenid:
-		return m.OldOpenid(ctx)
-	case user.FieldUnionid:
-		return m.OldUnionid(ctx)
-	case user.FieldSessionKey:
-		return m.OldSessionKey(ctx)
 	case user.FieldNickname:
 		return m.OldNickname(ctx)
 	case user.FieldAvatarURL:
@@ -3036,8 +4594,14 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldPhone(ctx)
 	case user.FieldPhoneCountryCode:
 		return m.OldPhoneCountryCode(ctx)
-	case user.FieldLastLoginAt:
-		return m.OldLastLoginAt(ctx)
+	case user.FieldStatus:
+		return m.OldStatus(ctx)
+	case user.FieldBannedUntil:
+		return m.OldBannedUntil(ctx)
+	case user.FieldBanReason:
+		return m.OldBanReason(ctx)
+	case user.FieldMergedInto:
+		return m.OldMergedInto(ctx)
 	}
 	return nil, fmt.Errorf("unknown User field %s", name)
 }
@@ -3060,34 +4624,6 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUpdatedAt(v)
-		return nil
-	case user.FieldAppid:
-		v, ok := value.(string)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetAppid(v)
-		return nil
-	case user.FieldOpenid:
-		v, ok := value.(string)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetOpenid(v)
-		return nil
-	case user.FieldUnionid:
-		v, ok := value.(string)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetUnionid(v)
-		return nil
-	case user.FieldSessionKey:
-		v, ok := value.(string)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetSessionKey(v)
 		return nil
 	case user.FieldNickname:
 		v, ok := value.(string)
@@ -3117,12 +4653,33 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPhoneCountryCode(v)
 		return nil
-	case user.FieldLastLoginAt:
+	case user.FieldStatus:
+		v, ok := value.(user.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case user.FieldBannedUntil:
 		v, ok := value.(time.Time)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetLastLoginAt(v)
+		m.SetBannedUntil(v)
+		return nil
+	case user.FieldBanReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBanReason(v)
+		return nil
+	case user.FieldMergedInto:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMergedInto(v)
 		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)
@@ -3131,13 +4688,21 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *UserMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addmerged_into != nil {
+		fields = append(fields, user.FieldMergedInto)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case user.FieldMergedInto:
+		return m.AddedMergedInto()
+	}
 	return nil, false
 }
 
@@ -3146,6 +4711,13 @@ func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *UserMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case user.FieldMergedInto:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMergedInto(v)
+		return nil
 	}
 	return fmt.Errorf("unknown User numeric field %s", name)
 }
@@ -3154,17 +4726,20 @@ func (m *UserMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *UserMutation) ClearedFields() []string {
 	var fields []string
-	if m.FieldCleared(user.FieldUnionid) {
-		fields = append(fields, user.FieldUnionid)
-	}
 	if m.FieldCleared(user.FieldPhone) {
 		fields = append(fields, user.FieldPhone)
 	}
 	if m.FieldCleared(user.FieldPhoneCountryCode) {
 		fields = append(fields, user.FieldPhoneCountryCode)
 	}
-	if m.FieldCleared(user.FieldLastLoginAt) {
-		fields = append(fields, user.FieldLastLoginAt)
+	if m.FieldCleared(user.FieldBannedUntil) {
+		fields = append(fields, user.FieldBannedUntil)
+	}
+	if m.FieldCleared(user.FieldBanReason) {
+		fields = append(fields, user.FieldBanReason)
+	}
+	if m.FieldCleared(user.FieldMergedInto) {
+		fields = append(fields, user.FieldMergedInto)
 	}
 	return fields
 }
@@ -3180,17 +4755,20 @@ func (m *UserMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *UserMutation) ClearField(name string) error {
 	switch name {
-	case user.FieldUnionid:
-		m.ClearUnionid()
-		return nil
 	case user.FieldPhone:
 		m.ClearPhone()
 		return nil
 	case user.FieldPhoneCountryCode:
 		m.ClearPhoneCountryCode()
 		return nil
-	case user.FieldLastLoginAt:
-		m.ClearLastLoginAt()
+	case user.FieldBannedUntil:
+		m.ClearBannedUntil()
+		return nil
+	case user.FieldBanReason:
+		m.ClearBanReason()
+		return nil
+	case user.FieldMergedInto:
+		m.ClearMergedInto()
 		return nil
 	}
 	return fmt.Errorf("unknown User nullable field %s", name)
@@ -3206,18 +4784,6 @@ func (m *UserMutation) ResetField(name string) error {
 	case user.FieldUpdatedAt:
 		m.ResetUpdatedAt()
 		return nil
-	case user.FieldAppid:
-		m.ResetAppid()
-		return nil
-	case user.FieldOpenid:
-		m.ResetOpenid()
-		return nil
-	case user.FieldUnionid:
-		m.ResetUnionid()
-		return nil
-	case user.FieldSessionKey:
-		m.ResetSessionKey()
-		return nil
 	case user.FieldNickname:
 		m.ResetNickname()
 		return nil
@@ -3230,8 +4796,17 @@ func (m *UserMutation) ResetField(name string) error {
 	case user.FieldPhoneCountryCode:
 		m.ResetPhoneCountryCode()
 		return nil
-	case user.FieldLastLoginAt:
-		m.ResetLastLoginAt()
+	case user.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case user.FieldBannedUntil:
+		m.ResetBannedUntil()
+		return nil
+	case user.FieldBanReason:
+		m.ResetBanReason()
+		return nil
+	case user.FieldMergedInto:
+		m.ResetMergedInto()
 		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)
@@ -3239,7 +4814,13 @@ func (m *UserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *UserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
+	if m.identities != nil {
+		edges = append(edges, user.EdgeIdentities)
+	}
+	if m.union_links != nil {
+		edges = append(edges, user.EdgeUnionLinks)
+	}
 	if m.sessions != nil {
 		edges = append(edges, user.EdgeSessions)
 	}
@@ -3250,6 +4831,18 @@ func (m *UserMutation) AddedEdges() []string {
 // name in this mutation.
 func (m *UserMutation) AddedIDs(name string) []ent.Value {
 	switch name {
+	case user.EdgeIdentities:
+		ids := make([]ent.Value, 0, len(m.identities))
+		for id := range m.identities {
+			ids = append(ids, id)
+		}
+		return ids
+	case user.EdgeUnionLinks:
+		ids := make([]ent.Value, 0, len(m.union_links))
+		for id := range m.union_links {
+			ids = append(ids, id)
+		}
+		return ids
 	case user.EdgeSessions:
 		ids := make([]ent.Value, 0, len(m.sessions))
 		for id := range m.sessions {
@@ -3262,7 +4855,13 @@ func (m *UserMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *UserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
+	if m.removedidentities != nil {
+		edges = append(edges, user.EdgeIdentities)
+	}
+	if m.removedunion_links != nil {
+		edges = append(edges, user.EdgeUnionLinks)
+	}
 	if m.removedsessions != nil {
 		edges = append(edges, user.EdgeSessions)
 	}
@@ -3273,6 +4872,18 @@ func (m *UserMutation) RemovedEdges() []string {
 // the given name in this mutation.
 func (m *UserMutation) RemovedIDs(name string) []ent.Value {
 	switch name {
+	case user.EdgeIdentities:
+		ids := make([]ent.Value, 0, len(m.removedidentities))
+		for id := range m.removedidentities {
+			ids = append(ids, id)
+		}
+		return ids
+	case user.EdgeUnionLinks:
+		ids := make([]ent.Value, 0, len(m.removedunion_links))
+		for id := range m.removedunion_links {
+			ids = append(ids, id)
+		}
+		return ids
 	case user.EdgeSessions:
 		ids := make([]ent.Value, 0, len(m.removedsessions))
 		for id := range m.removedsessions {
@@ -3285,7 +4896,13 @@ func (m *UserMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *UserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 3)
+	if m.clearedidentities {
+		edges = append(edges, user.EdgeIdentities)
+	}
+	if m.clearedunion_links {
+		edges = append(edges, user.EdgeUnionLinks)
+	}
 	if m.clearedsessions {
 		edges = append(edges, user.EdgeSessions)
 	}
@@ -3296,6 +4913,10 @@ func (m *UserMutation) ClearedEdges() []string {
 // was cleared in this mutation.
 func (m *UserMutation) EdgeCleared(name string) bool {
 	switch name {
+	case user.EdgeIdentities:
+		return m.clearedidentities
+	case user.EdgeUnionLinks:
+		return m.clearedunion_links
 	case user.EdgeSessions:
 		return m.clearedsessions
 	}
@@ -3314,6 +4935,12 @@ func (m *UserMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *UserMutation) ResetEdge(name string) error {
 	switch name {
+	case user.EdgeIdentities:
+		m.ResetIdentities()
+		return nil
+	case user.EdgeUnionLinks:
+		m.ResetUnionLinks()
+		return nil
 	case user.EdgeSessions:
 		m.ResetSessions()
 		return nil

@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/ent/accesstoken"
+	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/revocation"
 	"github.com/wxlogin/wxlogin/ent/schema"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/ent/unionlink"
 	"github.com/wxlogin/wxlogin/ent/user"
 )
 
@@ -44,6 +46,103 @@ func init() {
 	accesstokenDescCreatedAt := accesstokenFields[4].Descriptor()
 	// accesstoken.DefaultCreatedAt holds the default value on creation for the created_at field.
 	accesstoken.DefaultCreatedAt = accesstokenDescCreatedAt.Default.(func() time.Time)
+	identityMixin := schema.Identity{}.Mixin()
+	identityMixinFields0 := identityMixin[0].Fields()
+	_ = identityMixinFields0
+	identityFields := schema.Identity{}.Fields()
+	_ = identityFields
+	// identityDescCreatedAt is the schema descriptor for created_at field.
+	identityDescCreatedAt := identityMixinFields0[0].Descriptor()
+	// identity.DefaultCreatedAt holds the default value on creation for the created_at field.
+	identity.DefaultCreatedAt = identityDescCreatedAt.Default.(func() time.Time)
+	// identityDescUpdatedAt is the schema descriptor for updated_at field.
+	identityDescUpdatedAt := identityMixinFields0[1].Descriptor()
+	// identity.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	identity.DefaultUpdatedAt = identityDescUpdatedAt.Default.(func() time.Time)
+	// identity.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	identity.UpdateDefaultUpdatedAt = identityDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// identityDescProvider is the schema descriptor for provider field.
+	identityDescProvider := identityFields[0].Descriptor()
+	// identity.ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
+	identity.ProviderValidator = func() func(string) error {
+		validators := identityDescProvider.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(provider string) error {
+			for _, fn := range fns {
+				if err := fn(provider); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// identityDescKind is the schema descriptor for kind field.
+	identityDescKind := identityFields[1].Descriptor()
+	// identity.KindValidator is a validator for the "kind" field. It is called by the builders before save.
+	identity.KindValidator = func() func(string) error {
+		validators := identityDescKind.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(kind string) error {
+			for _, fn := range fns {
+				if err := fn(kind); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// identityDescAppid is the schema descriptor for appid field.
+	identityDescAppid := identityFields[2].Descriptor()
+	// identity.AppidValidator is a validator for the "appid" field. It is called by the builders before save.
+	identity.AppidValidator = func() func(string) error {
+		validators := identityDescAppid.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(appid string) error {
+			for _, fn := range fns {
+				if err := fn(appid); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// identityDescOpenid is the schema descriptor for openid field.
+	identityDescOpenid := identityFields[3].Descriptor()
+	// identity.OpenidValidator is a validator for the "openid" field. It is called by the builders before save.
+	identity.OpenidValidator = func() func(string) error {
+		validators := identityDescOpenid.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(openid string) error {
+			for _, fn := range fns {
+				if err := fn(openid); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// identityDescUnionid is the schema descriptor for unionid field.
+	identityDescUnionid := identityFields[4].Descriptor()
+	// identity.UnionidValidator is a validator for the "unionid" field. It is called by the builders before save.
+	identity.UnionidValidator = identityDescUnionid.Validators[0].(func(string) error)
+	// identityDescSessionKey is the schema descriptor for session_key field.
+	identityDescSessionKey := identityFields[5].Descriptor()
+	// identity.DefaultSessionKey holds the default value on creation for the session_key field.
+	identity.DefaultSessionKey = identityDescSessionKey.Default.(string)
+	// identity.SessionKeyValidator is a validator for the "session_key" field. It is called by the builders before save.
+	identity.SessionKeyValidator = identityDescSessionKey.Validators[0].(func(string) error)
 	revocationFields := schema.Revocation{}.Fields()
 	_ = revocationFields
 	// revocationDescSessionID is the schema descriptor for session_id field.
@@ -113,6 +212,48 @@ func init() {
 			return nil
 		}
 	}()
+	unionlinkFields := schema.UnionLink{}.Fields()
+	_ = unionlinkFields
+	// unionlinkDescProvider is the schema descriptor for provider field.
+	unionlinkDescProvider := unionlinkFields[0].Descriptor()
+	// unionlink.ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
+	unionlink.ProviderValidator = func() func(string) error {
+		validators := unionlinkDescProvider.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(provider string) error {
+			for _, fn := range fns {
+				if err := fn(provider); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// unionlinkDescUnionid is the schema descriptor for unionid field.
+	unionlinkDescUnionid := unionlinkFields[1].Descriptor()
+	// unionlink.UnionidValidator is a validator for the "unionid" field. It is called by the builders before save.
+	unionlink.UnionidValidator = func() func(string) error {
+		validators := unionlinkDescUnionid.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(unionid string) error {
+			for _, fn := range fns {
+				if err := fn(unionid); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// unionlinkDescCreatedAt is the schema descriptor for created_at field.
+	unionlinkDescCreatedAt := unionlinkFields[3].Descriptor()
+	// unionlink.DefaultCreatedAt holds the default value on creation for the created_at field.
+	unionlink.DefaultCreatedAt = unionlinkDescCreatedAt.Default.(func() time.Time)
 	userMixin := schema.User{}.Mixin()
 	userMixinFields0 := userMixin[0].Fields()
 	_ = userMixinFields0
@@ -128,70 +269,28 @@ func init() {
 	user.DefaultUpdatedAt = userDescUpdatedAt.Default.(func() time.Time)
 	// user.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	user.UpdateDefaultUpdatedAt = userDescUpdatedAt.UpdateDefault.(func() time.Time)
-	// userDescAppid is the schema descriptor for appid field.
-	userDescAppid := userFields[0].Descriptor()
-	// user.AppidValidator is a validator for the "appid" field. It is called by the builders before save.
-	user.AppidValidator = func() func(string) error {
-		validators := userDescAppid.Validators
-		fns := [...]func(string) error{
-			validators[0].(func(string) error),
-			validators[1].(func(string) error),
-		}
-		return func(appid string) error {
-			for _, fn := range fns {
-				if err := fn(appid); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-	}()
-	// userDescOpenid is the schema descriptor for openid field.
-	userDescOpenid := userFields[1].Descriptor()
-	// user.OpenidValidator is a validator for the "openid" field. It is called by the builders before save.
-	user.OpenidValidator = func() func(string) error {
-		validators := userDescOpenid.Validators
-		fns := [...]func(string) error{
-			validators[0].(func(string) error),
-			validators[1].(func(string) error),
-		}
-		return func(openid string) error {
-			for _, fn := range fns {
-				if err := fn(openid); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-	}()
-	// userDescUnionid is the schema descriptor for unionid field.
-	userDescUnionid := userFields[2].Descriptor()
-	// user.UnionidValidator is a validator for the "unionid" field. It is called by the builders before save.
-	user.UnionidValidator = userDescUnionid.Validators[0].(func(string) error)
-	// userDescSessionKey is the schema descriptor for session_key field.
-	userDescSessionKey := userFields[3].Descriptor()
-	// user.DefaultSessionKey holds the default value on creation for the session_key field.
-	user.DefaultSessionKey = userDescSessionKey.Default.(string)
-	// user.SessionKeyValidator is a validator for the "session_key" field. It is called by the builders before save.
-	user.SessionKeyValidator = userDescSessionKey.Validators[0].(func(string) error)
 	// userDescNickname is the schema descriptor for nickname field.
-	userDescNickname := userFields[4].Descriptor()
+	userDescNickname := userFields[0].Descriptor()
 	// user.DefaultNickname holds the default value on creation for the nickname field.
 	user.DefaultNickname = userDescNickname.Default.(string)
 	// user.NicknameValidator is a validator for the "nickname" field. It is called by the builders before save.
 	user.NicknameValidator = userDescNickname.Validators[0].(func(string) error)
 	// userDescAvatarURL is the schema descriptor for avatar_url field.
-	userDescAvatarURL := userFields[5].Descriptor()
+	userDescAvatarURL := userFields[1].Descriptor()
 	// user.DefaultAvatarURL holds the default value on creation for the avatar_url field.
 	user.DefaultAvatarURL = userDescAvatarURL.Default.(string)
 	// user.AvatarURLValidator is a validator for the "avatar_url" field. It is called by the builders before save.
 	user.AvatarURLValidator = userDescAvatarURL.Validators[0].(func(string) error)
 	// userDescPhone is the schema descriptor for phone field.
-	userDescPhone := userFields[6].Descriptor()
+	userDescPhone := userFields[2].Descriptor()
 	// user.PhoneValidator is a validator for the "phone" field. It is called by the builders before save.
 	user.PhoneValidator = userDescPhone.Validators[0].(func(string) error)
 	// userDescPhoneCountryCode is the schema descriptor for phone_country_code field.
-	userDescPhoneCountryCode := userFields[7].Descriptor()
+	userDescPhoneCountryCode := userFields[3].Descriptor()
 	// user.PhoneCountryCodeValidator is a validator for the "phone_country_code" field. It is called by the builders before save.
 	user.PhoneCountryCodeValidator = userDescPhoneCountryCode.Validators[0].(func(string) error)
+	// userDescBanReason is the schema descriptor for ban_reason field.
+	userDescBanReason := userFields[6].Descriptor()
+	// user.BanReasonValidator is a validator for the "ban_reason" field. It is called by the builders before save.
+	user.BanReasonValidator = userDescBanReason.Validators[0].(func(string) error)
 }

@@ -16,10 +16,14 @@ type Tx struct {
 	config
 	// AccessToken is the client for interacting with the AccessToken builders.
 	AccessToken *AccessTokenClient
+	// Identity is the client for interacting with the Identity builders.
+	Identity *IdentityClient
 	// Revocation is the client for interacting with the Revocation builders.
 	Revocation *RevocationClient
 	// Session is the client for interacting with the Session builders.
 	Session *SessionClient
+	// UnionLink is the client for interacting with the UnionLink builders.
+	UnionLink *UnionLinkClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
 
@@ -154,8 +158,10 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.AccessToken = NewAccessTokenClient(tx.config)
+	tx.Identity = NewIdentityClient(tx.config)
 	tx.Revocation = NewRevocationClient(tx.config)
 	tx.Session = NewSessionClient(tx.config)
+	tx.UnionLink = NewUnionLinkClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 }
 

@@ -21,14 +21,6 @@ type User struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
-	// Appid holds the value of the "appid" field.
-	Appid string `json:"appid,omitempty"`
-	// Openid holds the value of the "openid" field.
-	Openid string `json:"openid,omitempty"`
-	// Unionid holds the value of the "unionid" field.
-	Unionid *string `json:"unionid,omitempty"`
-	// SessionKey holds the value of the "session_key" field.
-	SessionKey string `json:"-"`
 	// Nickname holds the value of the "nickname" field.
 	Nickname string `json:"nickname,omitempty"`
 	// AvatarURL holds the value of the "avatar_url" field.
@@ -37,8 +29,14 @@ type User struct {
 	Phone *string `json:"phone,omitempty"`
 	// PhoneCountryCode holds the value of the "phone_country_code" field.
 	PhoneCountryCode *string `json:"phone_country_code,omitempty"`
-	// LastLoginAt holds the value of the "last_login_at" field.
-	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
+	// Status holds the value of the "status" field.
+	Status user.Status `json:"status,omitempty"`
+	// BannedUntil holds the value of the "banned_until" field.
+	BannedUntil *time.Time `json:"banned_until,omitempty"`
+	// BanReason holds the value of the "ban_reason" field.
+	BanReason string `json:"ban_reason,omitempty"`
+	// MergedInto holds the value of the "merged_into" field.
+	MergedInto *int `json:"merged_into,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the UserQuery when eager-loading is set.
 	Edges        UserEdges `json:"edges"`
@@ -47,17 +45,39 @@ type User struct {
 
 // UserEdges holds the relations/edges for other nodes in the graph.
 type UserEdges struct {
+	// Identities holds the value of the identities edge.
+	Identities []*Identity `json:"identities,omitempty"`
+	// UnionLinks holds the value of the union_links edge.
+	UnionLinks []*UnionLink `json:"union_links,omitempty"`
 	// Sessions holds the value of the sessions edge.
 	Sessions []*Session `json:"sessions,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [1]bool
+	loadedTypes [3]bool
+}
+
+// IdentitiesOrErr returns the Identities value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) IdentitiesOrErr() ([]*Identity, error) {
+	if e.loadedTypes[0] {
+		return e.Identities, nil
+	}
+	return nil, &NotLoadedError{edge: "identities"}
+}
+
+// UnionLinksOrErr returns the UnionLinks value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) UnionLinksOrErr() ([]*UnionLink, error) {
+	if e.loadedTypes[1] {
+		return e.UnionLinks, nil
+	}
+	return nil, &NotLoadedError{edge: "union_links"}
 }
 
 // SessionsOrErr returns the Sessions value or an error if the edge
 // was not loaded in eager-loading.
 func (e UserEdges) SessionsOrErr() ([]*Session, error) {
-	if e.loadedTypes[0] {
+	if e.loadedTypes[2] {
 		return e.Sessions, nil
 	}
 	return nil, &NotLoadedError{edge: "sessions"}
@@ -68,11 +88,11 @@ func (*User) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case user.FieldID:
+		case user.FieldID, user.FieldMergedInto:
 			values[i] = new(sql.NullInt64)
-		case user.FieldAppid, user.FieldOpenid, user.FieldUnionid, user.FieldSessionKey, user.FieldNickname, user.FieldAvatarURL, user.FieldPhone, user.FieldPhoneCountryCode:
+		case user.FieldNickname, user.FieldAvatarURL, user.FieldPhone, user.FieldPhoneCountryCode, user.FieldStatus, user.FieldBanReason:
 			values[i] = new(sql.NullString)
-		case user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldLastLoginAt:
+		case user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldBannedUntil:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -107,31 +127,6 @@ func (_m *User) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.UpdatedAt = value.Time
 			}
-		case user.FieldAppid:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field appid", values[i])
-			} else if value.Valid {
-				_m.Appid = value.String
-			}
-		case user.FieldOpenid:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field openid", values[i])
-			} else if value.Valid {
-				_m.Openid = value.String
-			}
-		case user.FieldUnionid:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field unionid", values[i])
-			} else if value.Valid {
-				_m.Unionid = new(string)
-				*_m.Unionid = value.String
-			}
-		case user.FieldSessionKey:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field session_key", values[i])
-			} else if value.Valid {
-				_m.SessionKey = value.String
-			}
 		case user.FieldNickname:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field nickname", values[i])
@@ -158,12 +153,31 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				_m.PhoneCountryCode = new(string)
 				*_m.PhoneCountryCode = value.String
 			}
-		case user.FieldLastLoginAt:
-			if value, ok := values[i].(*sql.NullTime); !ok {
-				return fmt.Errorf("unexpected type %T for field last_login_at", values[i])
+		case user.FieldStatus:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field status", values[i])
 			} else if value.Valid {
-				_m.LastLoginAt = new(time.Time)
-				*_m.LastLoginAt = value.Time
+				_m.Status = user.Status(value.String)
+			}
+		case user.FieldBannedUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field banned_until", values[i])
+			} else if value.Valid {
+				_m.BannedUntil = new(time.Time)
+				*_m.BannedUntil = value.Time
+			}
+		case user.FieldBanReason:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field ban_reason", values[i])
+			} else if value.Valid {
+				_m.BanReason = value.String
+			}
+		case user.FieldMergedInto:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field merged_into", values[i])
+			} else if value.Valid {
+				_m.MergedInto = new(int)
+				*_m.MergedInto = int(value.Int64)
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -176,6 +190,16 @@ func (_m *User) assignValues(columns []string, values []any) error {
 // This includes values selected through modifiers, order, etc.
 func (_m *User) Value(name string) (ent.Value, error) {
 	return _m.selectValues.Get(name)
+}
+
+// QueryIdentities queries the "identities" edge of the User entity.
+func (_m *User) QueryIdentities() *IdentityQuery {
+	return NewUserClient(_m.config).QueryIdentities(_m)
+}
+
+// QueryUnionLinks queries the "union_links" edge of the User entity.
+func (_m *User) QueryUnionLinks() *UnionLinkQuery {
+	return NewUserClient(_m.config).QueryUnionLinks(_m)
 }
 
 // QuerySessions queries the "sessions" edge of the User entity.
@@ -212,19 +236,6 @@ func (_m *User) String() string {
 	builder.WriteString("updated_at=")
 	builder.WriteString(_m.UpdatedAt.Format(time.ANSIC))
 	builder.WriteString(", ")
-	builder.WriteString("appid=")
-	builder.WriteString(_m.Appid)
-	builder.WriteString(", ")
-	builder.WriteString("openid=")
-	builder.WriteString(_m.Openid)
-	builder.WriteString(", ")
-	if v := _m.Unionid; v != nil {
-		builder.WriteString("unionid=")
-		builder.WriteString(*v)
-	}
-	builder.WriteString(", ")
-	builder.WriteString("session_key=<sensitive>")
-	builder.WriteString(", ")
 	builder.WriteString("nickname=")
 	builder.WriteString(_m.Nickname)
 	builder.WriteString(", ")
@@ -241,9 +252,20 @@ func (_m *User) String() string {
 		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")
-	if v := _m.LastLoginAt; v != nil {
-		builder.WriteString("last_login_at=")
+	builder.WriteString("status=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Status))
+	builder.WriteString(", ")
+	if v := _m.BannedUntil; v != nil {
+		builder.WriteString("banned_until=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("ban_reason=")
+	builder.WriteString(_m.BanReason)
+	builder.WriteString(", ")
+	if v := _m.MergedInto; v != nil {
+		builder.WriteString("merged_into=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteByte(')')
 	return builder.String()

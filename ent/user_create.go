@@ -11,7 +11,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/ent/unionlink"
 	"github.com/wxlogin/wxlogin/ent/user"
 )
 
@@ -47,46 +49,6 @@ func (_c *UserCreate) SetUpdatedAt(v time.Time) *UserCreate {
 func (_c *UserCreate) SetNillableUpdatedAt(v *time.Time) *UserCreate {
 	if v != nil {
 		_c.SetUpdatedAt(*v)
-	}
-	return _c
-}
-
-// SetAppid sets the "appid" field.
-func (_c *UserCreate) SetAppid(v string) *UserCreate {
-	_c.mutation.SetAppid(v)
-	return _c
-}
-
-// SetOpenid sets the "openid" field.
-func (_c *UserCreate) SetOpenid(v string) *UserCreate {
-	_c.mutation.SetOpenid(v)
-	return _c
-}
-
-// SetUnionid sets the "unionid" field.
-func (_c *UserCreate) SetUnionid(v string) *UserCreate {
-	_c.mutation.SetUnionid(v)
-	return _c
-}
-
-// SetNillableUnionid sets the "unionid" field if the given value is not nil.
-func (_c *UserCreate) SetNillableUnionid(v *string) *UserCreate {
-	if v != nil {
-		_c.SetUnionid(*v)
-	}
-	return _c
-}
-
-// SetSessionKey sets the "session_key" field.
-func (_c *UserCreate) SetSessionKey(v string) *UserCreate {
-	_c.mutation.SetSessionKey(v)
-	return _c
-}
-
-// SetNillableSessionKey sets the "session_key" field if the given value is not nil.
-func (_c *UserCreate) SetNillableSessionKey(v *string) *UserCreate {
-	if v != nil {
-		_c.SetSessionKey(*v)
 	}
 	return _c
 }
@@ -147,18 +109,90 @@ func (_c *UserCreate) SetNillablePhoneCountryCode(v *string) *UserCreate {
 	return _c
 }
 
-// SetLastLoginAt sets the "last_login_at" field.
-func (_c *UserCreate) SetLastLoginAt(v time.Time) *UserCreate {
-	_c.mutation.SetLastLoginAt(v)
+// SetStatus sets the "status" field.
+func (_c *UserCreate) SetStatus(v user.Status) *UserCreate {
+	_c.mutation.SetStatus(v)
 	return _c
 }
 
-// SetNillableLastLoginAt sets the "last_login_at" field if the given value is not nil.
-func (_c *UserCreate) SetNillableLastLoginAt(v *time.Time) *UserCreate {
+// SetNillableStatus sets the "status" field if the given value is not nil.
+func (_c *UserCreate) SetNillableStatus(v *user.Status) *UserCreate {
 	if v != nil {
-		_c.SetLastLoginAt(*v)
+		_c.SetStatus(*v)
 	}
 	return _c
+}
+
+// SetBannedUntil sets the "banned_until" field.
+func (_c *UserCreate) SetBannedUntil(v time.Time) *UserCreate {
+	_c.mutation.SetBannedUntil(v)
+	return _c
+}
+
+// SetNillableBannedUntil sets the "banned_until" field if the given value is not nil.
+func (_c *UserCreate) SetNillableBannedUntil(v *time.Time) *UserCreate {
+	if v != nil {
+		_c.SetBannedUntil(*v)
+	}
+	return _c
+}
+
+// SetBanReason sets the "ban_reason" field.
+func (_c *UserCreate) SetBanReason(v string) *UserCreate {
+	_c.mutation.SetBanReason(v)
+	return _c
+}
+
+// SetNillableBanReason sets the "ban_reason" field if the given value is not nil.
+func (_c *UserCreate) SetNillableBanReason(v *string) *UserCreate {
+	if v != nil {
+		_c.SetBanReason(*v)
+	}
+	return _c
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (_c *UserCreate) SetMergedInto(v int) *UserCreate {
+	_c.mutation.SetMergedInto(v)
+	return _c
+}
+
+// SetNillableMergedInto sets the "merged_into" field if the given value is not nil.
+func (_c *UserCreate) SetNillableMergedInto(v *int) *UserCreate {
+	if v != nil {
+		_c.SetMergedInto(*v)
+	}
+	return _c
+}
+
+// AddIdentityIDs adds the "identities" edge to the Identity entity by IDs.
+func (_c *UserCreate) AddIdentityIDs(ids ...int) *UserCreate {
+	_c.mutation.AddIdentityIDs(ids...)
+	return _c
+}
+
+// AddIdentities adds the "identities" edges to the Identity entity.
+func (_c *UserCreate) AddIdentities(v ...*Identity) *UserCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddIdentityIDs(ids...)
+}
+
+// AddUnionLinkIDs adds the "union_links" edge to the UnionLink entity by IDs.
+func (_c *UserCreate) AddUnionLinkIDs(ids ...int) *UserCreate {
+	_c.mutation.AddUnionLinkIDs(ids...)
+	return _c
+}
+
+// AddUnionLinks adds the "union_links" edges to the UnionLink entity.
+func (_c *UserCreate) AddUnionLinks(v ...*UnionLink) *UserCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddUnionLinkIDs(ids...)
 }
 
 // AddSessionIDs adds the "sessions" edge to the Session entity by IDs.
@@ -219,10 +253,6 @@ func (_c *UserCreate) defaults() {
 		v := user.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
-	if _, ok := _c.mutation.SessionKey(); !ok {
-		v := user.DefaultSessionKey
-		_c.mutation.SetSessionKey(v)
-	}
 	if _, ok := _c.mutation.Nickname(); !ok {
 		v := user.DefaultNickname
 		_c.mutation.SetNickname(v)
@@ -230,6 +260,10 @@ func (_c *UserCreate) defaults() {
 	if _, ok := _c.mutation.AvatarURL(); !ok {
 		v := user.DefaultAvatarURL
 		_c.mutation.SetAvatarURL(v)
+	}
+	if _, ok := _c.mutation.Status(); !ok {
+		v := user.DefaultStatus
+		_c.mutation.SetStatus(v)
 	}
 }
 
@@ -240,35 +274,6 @@ func (_c *UserCreate) check() error {
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "User.updated_at"`)}
-	}
-	if _, ok := _c.mutation.Appid(); !ok {
-		return &ValidationError{Name: "appid", err: errors.New(`ent: missing required field "User.appid"`)}
-	}
-	if v, ok := _c.mutation.Appid(); ok {
-		if err := user.AppidValidator(v); err != nil {
-			return &ValidationError{Name: "appid", err: fmt.Errorf(`ent: validator failed for field "User.appid": %w`, err)}
-		}
-	}
-	if _, ok := _c.mutation.Openid(); !ok {
-		return &ValidationError{Name: "openid", err: errors.New(`ent: missing required field "User.openid"`)}
-	}
-	if v, ok := _c.mutation.Openid(); ok {
-		if err := user.OpenidValidator(v); err != nil {
-			return &ValidationError{Name: "openid", err: fmt.Errorf(`ent: validator failed for field "User.openid": %w`, err)}
-		}
-	}
-	if v, ok := _c.mutation.Unionid(); ok {
-		if err := user.UnionidValidator(v); err != nil {
-			return &ValidationError{Name: "unionid", err: fmt.Errorf(`ent: validator failed for field "User.unionid": %w`, err)}
-		}
-	}
-	if _, ok := _c.mutation.SessionKey(); !ok {
-		return &ValidationError{Name: "session_key", err: errors.New(`ent: missing required field "User.session_key"`)}
-	}
-	if v, ok := _c.mutation.SessionKey(); ok {
-		if err := user.SessionKeyValidator(v); err != nil {
-			return &ValidationError{Name: "session_key", err: fmt.Errorf(`ent: validator failed for field "User.session_key": %w`, err)}
-		}
 	}
 	if _, ok := _c.mutation.Nickname(); !ok {
 		return &ValidationError{Name: "nickname", err: errors.New(`ent: missing required field "User.nickname"`)}
@@ -294,6 +299,19 @@ func (_c *UserCreate) check() error {
 	if v, ok := _c.mutation.PhoneCountryCode(); ok {
 		if err := user.PhoneCountryCodeValidator(v); err != nil {
 			return &ValidationError{Name: "phone_country_code", err: fmt.Errorf(`ent: validator failed for field "User.phone_country_code": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Status(); !ok {
+		return &ValidationError{Name: "status", err: errors.New(`ent: missing required field "User.status"`)}
+	}
+	if v, ok := _c.mutation.Status(); ok {
+		if err := user.StatusValidator(v); err != nil {
+			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "User.status": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.BanReason(); ok {
+		if err := user.BanReasonValidator(v); err != nil {
+			return &ValidationError{Name: "ban_reason", err: fmt.Errorf(`ent: validator failed for field "User.ban_reason": %w`, err)}
 		}
 	}
 	return nil
@@ -331,22 +349,6 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 		_spec.SetField(user.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
 	}
-	if value, ok := _c.mutation.Appid(); ok {
-		_spec.SetField(user.FieldAppid, field.TypeString, value)
-		_node.Appid = value
-	}
-	if value, ok := _c.mutation.Openid(); ok {
-		_spec.SetField(user.FieldOpenid, field.TypeString, value)
-		_node.Openid = value
-	}
-	if value, ok := _c.mutation.Unionid(); ok {
-		_spec.SetField(user.FieldUnionid, field.TypeString, value)
-		_node.Unionid = &value
-	}
-	if value, ok := _c.mutation.SessionKey(); ok {
-		_spec.SetField(user.FieldSessionKey, field.TypeString, value)
-		_node.SessionKey = value
-	}
 	if value, ok := _c.mutation.Nickname(); ok {
 		_spec.SetField(user.FieldNickname, field.TypeString, value)
 		_node.Nickname = value
@@ -363,9 +365,53 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 		_spec.SetField(user.FieldPhoneCountryCode, field.TypeString, value)
 		_node.PhoneCountryCode = &value
 	}
-	if value, ok := _c.mutation.LastLoginAt(); ok {
-		_spec.SetField(user.FieldLastLoginAt, field.TypeTime, value)
-		_node.LastLoginAt = &value
+	if value, ok := _c.mutation.Status(); ok {
+		_spec.SetField(user.FieldStatus, field.TypeEnum, value)
+		_node.Status = value
+	}
+	if value, ok := _c.mutation.BannedUntil(); ok {
+		_spec.SetField(user.FieldBannedUntil, field.TypeTime, value)
+		_node.BannedUntil = &value
+	}
+	if value, ok := _c.mutation.BanReason(); ok {
+		_spec.SetField(user.FieldBanReason, field.TypeString, value)
+		_node.BanReason = value
+	}
+	if value, ok := _c.mutation.MergedInto(); ok {
+		_spec.SetField(user.FieldMergedInto, field.TypeInt, value)
+		_node.MergedInto = &value
+	}
+	if nodes := _c.mutation.IdentitiesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.IdentitiesTable,
+			Columns: []string{user.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(identity.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.UnionLinksIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.UnionLinksTable,
+			Columns: []string{user.UnionLinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(unionlink.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
 	}
 	if nodes := _c.mutation.SessionsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -447,36 +493,6 @@ func (u *UserUpsert) UpdateUpdatedAt() *UserUpsert {
 	return u
 }
 
-// SetUnionid sets the "unionid" field.
-func (u *UserUpsert) SetUnionid(v string) *UserUpsert {
-	u.Set(user.FieldUnionid, v)
-	return u
-}
-
-// UpdateUnionid sets the "unionid" field to the value that was provided on create.
-func (u *UserUpsert) UpdateUnionid() *UserUpsert {
-	u.SetExcluded(user.FieldUnionid)
-	return u
-}
-
-// ClearUnionid clears the value of the "unionid" field.
-func (u *UserUpsert) ClearUnionid() *UserUpsert {
-	u.SetNull(user.FieldUnionid)
-	return u
-}
-
-// SetSessionKey sets the "session_key" field.
-func (u *UserUpsert) SetSessionKey(v string) *UserUpsert {
-	u.Set(user.FieldSessionKey, v)
-	return u
-}
-
-// UpdateSessionKey sets the "session_key" field to the value that was provided on create.
-func (u *UserUpsert) UpdateSessionKey() *UserUpsert {
-	u.SetExcluded(user.FieldSessionKey)
-	return u
-}
-
 // SetNickname sets the "nickname" field.
 func (u *UserUpsert) SetNickname(v string) *UserUpsert {
 	u.Set(user.FieldNickname, v)
@@ -537,21 +553,75 @@ func (u *UserUpsert) ClearPhoneCountryCode() *UserUpsert {
 	return u
 }
 
-// SetLastLoginAt sets the "last_login_at" field.
-func (u *UserUpsert) SetLastLoginAt(v time.Time) *UserUpsert {
-	u.Set(user.FieldLastLoginAt, v)
+// SetStatus sets the "status" field.
+func (u *UserUpsert) SetStatus(v user.Status) *UserUpsert {
+	u.Set(user.FieldStatus, v)
 	return u
 }
 
-// UpdateLastLoginAt sets the "last_login_at" field to the value that was provided on create.
-func (u *UserUpsert) UpdateLastLoginAt() *UserUpsert {
-	u.SetExcluded(user.FieldLastLoginAt)
+// UpdateStatus sets the "status" field to the value that was provided on create.
+func (u *UserUpsert) UpdateStatus() *UserUpsert {
+	u.SetExcluded(user.FieldStatus)
 	return u
 }
 
-// ClearLastLoginAt clears the value of the "last_login_at" field.
-func (u *UserUpsert) ClearLastLoginAt() *UserUpsert {
-	u.SetNull(user.FieldLastLoginAt)
+// SetBannedUntil sets the "banned_until" field.
+func (u *UserUpsert) SetBannedUntil(v time.Time) *UserUpsert {
+	u.Set(user.FieldBannedUntil, v)
+	return u
+}
+
+// UpdateBannedUntil sets the "banned_until" field to the value that was provided on create.
+func (u *UserUpsert) UpdateBannedUntil() *UserUpsert {
+	u.SetExcluded(user.FieldBannedUntil)
+	return u
+}
+
+// ClearBannedUntil clears the value of the "banned_until" field.
+func (u *UserUpsert) ClearBannedUntil() *UserUpsert {
+	u.SetNull(user.FieldBannedUntil)
+	return u
+}
+
+// SetBanReason sets the "ban_reason" field.
+func (u *UserUpsert) SetBanReason(v string) *UserUpsert {
+	u.Set(user.FieldBanReason, v)
+	return u
+}
+
+// UpdateBanReason sets the "ban_reason" field to the value that was provided on create.
+func (u *UserUpsert) UpdateBanReason() *UserUpsert {
+	u.SetExcluded(user.FieldBanReason)
+	return u
+}
+
+// ClearBanReason clears the value of the "ban_reason" field.
+func (u *UserUpsert) ClearBanReason() *UserUpsert {
+	u.SetNull(user.FieldBanReason)
+	return u
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (u *UserUpsert) SetMergedInto(v int) *UserUpsert {
+	u.Set(user.FieldMergedInto, v)
+	return u
+}
+
+// UpdateMergedInto sets the "merged_into" field to the value that was provided on create.
+func (u *UserUpsert) UpdateMergedInto() *UserUpsert {
+	u.SetExcluded(user.FieldMergedInto)
+	return u
+}
+
+// AddMergedInto adds v to the "merged_into" field.
+func (u *UserUpsert) AddMergedInto(v int) *UserUpsert {
+	u.Add(user.FieldMergedInto, v)
+	return u
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (u *UserUpsert) ClearMergedInto() *UserUpsert {
+	u.SetNull(user.FieldMergedInto)
 	return u
 }
 
@@ -568,12 +638,6 @@ func (u *UserUpsertOne) UpdateNewValues() *UserUpsertOne {
 	u.create.conflict = append(u.create.conflict, sql.ResolveWith(func(s *sql.UpdateSet) {
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(user.FieldCreatedAt)
-		}
-		if _, exists := u.create.mutation.Appid(); exists {
-			s.SetIgnore(user.FieldAppid)
-		}
-		if _, exists := u.create.mutation.Openid(); exists {
-			s.SetIgnore(user.FieldOpenid)
 		}
 	}))
 	return u
@@ -617,41 +681,6 @@ func (u *UserUpsertOne) SetUpdatedAt(v time.Time) *UserUpsertOne {
 func (u *UserUpsertOne) UpdateUpdatedAt() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateUpdatedAt()
-	})
-}
-
-// SetUnionid sets the "unionid" field.
-func (u *UserUpsertOne) SetUnionid(v string) *UserUpsertOne {
-	return u.Update(func(s *UserUpsert) {
-		s.SetUnionid(v)
-	})
-}
-
-// UpdateUnionid sets the "unionid" field to the value that was provided on create.
-func (u *UserUpsertOne) UpdateUnionid() *UserUpsertOne {
-	return u.Update(func(s *UserUpsert) {
-		s.UpdateUnionid()
-	})
-}
-
-// ClearUnionid clears the value of the "unionid" field.
-func (u *UserUpsertOne) ClearUnionid() *UserUpsertOne {
-	return u.Update(func(s *UserUpsert) {
-		s.ClearUnionid()
-	})
-}
-
-// SetSessionKey sets the "session_key" field.
-func (u *UserUpsertOne) SetSessionKey(v string) *UserUpsertOne {
-	return u.Update(func(s *UserUpsert) {
-		s.SetSessionKey(v)
-	})
-}
-
-// UpdateSessionKey sets the "session_key" field to the value that was provided on create.
-func (u *UserUpsertOne) UpdateSessionKey() *UserUpsertOne {
-	return u.Update(func(s *UserUpsert) {
-		s.UpdateSessionKey()
 	})
 }
 
@@ -725,24 +754,87 @@ func (u *UserUpsertOne) ClearPhoneCountryCode() *UserUpsertOne {
 	})
 }
 
-// SetLastLoginAt sets the "last_login_at" field.
-func (u *UserUpsertOne) SetLastLoginAt(v time.Time) *UserUpsertOne {
+// SetStatus sets the "status" field.
+func (u *UserUpsertOne) SetStatus(v user.Status) *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
-		s.SetLastLoginAt(v)
+		s.SetStatus(v)
 	})
 }
 
-// UpdateLastLoginAt sets the "last_login_at" field to the value that was provided on create.
-func (u *UserUpsertOne) UpdateLastLoginAt() *UserUpsertOne {
+// UpdateStatus sets the "status" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateStatus() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
-		s.UpdateLastLoginAt()
+		s.UpdateStatus()
 	})
 }
 
-// ClearLastLoginAt clears the value of the "last_login_at" field.
-func (u *UserUpsertOne) ClearLastLoginAt() *UserUpsertOne {
+// SetBannedUntil sets the "banned_until" field.
+func (u *UserUpsertOne) SetBannedUntil(v time.Time) *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
-		s.ClearLastLoginAt()
+		s.SetBannedUntil(v)
+	})
+}
+
+// UpdateBannedUntil sets the "banned_until" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateBannedUntil() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateBannedUntil()
+	})
+}
+
+// ClearBannedUntil clears the value of the "banned_until" field.
+func (u *UserUpsertOne) ClearBannedUntil() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearBannedUntil()
+	})
+}
+
+// SetBanReason sets the "ban_reason" field.
+func (u *UserUpsertOne) SetBanReason(v string) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetBanReason(v)
+	})
+}
+
+// UpdateBanReason sets the "ban_reason" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateBanReason() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateBanReason()
+	})
+}
+
+// ClearBanReason clears the value of the "ban_reason" field.
+func (u *UserUpsertOne) ClearBanReason() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearBanReason()
+	})
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (u *UserUpsertOne) SetMergedInto(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetMergedInto(v)
+	})
+}
+
+// AddMergedInto adds v to the "merged_into" field.
+func (u *UserUpsertOne) AddMergedInto(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.AddMergedInto(v)
+	})
+}
+
+// UpdateMergedInto sets the "merged_into" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateMergedInto() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateMergedInto()
+	})
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (u *UserUpsertOne) ClearMergedInto() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearMergedInto()
 	})
 }
 
@@ -925,12 +1017,6 @@ func (u *UserUpsertBulk) UpdateNewValues() *UserUpsertBulk {
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(user.FieldCreatedAt)
 			}
-			if _, exists := b.mutation.Appid(); exists {
-				s.SetIgnore(user.FieldAppid)
-			}
-			if _, exists := b.mutation.Openid(); exists {
-				s.SetIgnore(user.FieldOpenid)
-			}
 		}
 	}))
 	return u
@@ -974,41 +1060,6 @@ func (u *UserUpsertBulk) SetUpdatedAt(v time.Time) *UserUpsertBulk {
 func (u *UserUpsertBulk) UpdateUpdatedAt() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateUpdatedAt()
-	})
-}
-
-// SetUnionid sets the "unionid" field.
-func (u *UserUpsertBulk) SetUnionid(v string) *UserUpsertBulk {
-	return u.Update(func(s *UserUpsert) {
-		s.SetUnionid(v)
-	})
-}
-
-// UpdateUnionid sets the "unionid" field to the value that was provided on create.
-func (u *UserUpsertBulk) UpdateUnionid() *UserUpsertBulk {
-	return u.Update(func(s *UserUpsert) {
-		s.UpdateUnionid()
-	})
-}
-
-// ClearUnionid clears the value of the "unionid" field.
-func (u *UserUpsertBulk) ClearUnionid() *UserUpsertBulk {
-	return u.Update(func(s *UserUpsert) {
-		s.ClearUnionid()
-	})
-}
-
-// SetSessionKey sets the "session_key" field.
-func (u *UserUpsertBulk) SetSessionKey(v string) *UserUpsertBulk {
-	return u.Update(func(s *UserUpsert) {
-		s.SetSessionKey(v)
-	})
-}
-
-// UpdateSessionKey sets the "session_key" field to the value that was provided on create.
-func (u *UserUpsertBulk) UpdateSessionKey() *UserUpsertBulk {
-	return u.Update(func(s *UserUpsert) {
-		s.UpdateSessionKey()
 	})
 }
 
@@ -1082,24 +1133,87 @@ func (u *UserUpsertBulk) ClearPhoneCountryCode() *UserUpsertBulk {
 	})
 }
 
-// SetLastLoginAt sets the "last_login_at" field.
-func (u *UserUpsertBulk) SetLastLoginAt(v time.Time) *UserUpsertBulk {
+// SetStatus sets the "status" field.
+func (u *UserUpsertBulk) SetStatus(v user.Status) *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
-		s.SetLastLoginAt(v)
+		s.SetStatus(v)
 	})
 }
 
-// UpdateLastLoginAt sets the "last_login_at" field to the value that was provided on create.
-func (u *UserUpsertBulk) UpdateLastLoginAt() *UserUpsertBulk {
+// UpdateStatus sets the "status" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateStatus() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
-		s.UpdateLastLoginAt()
+		s.UpdateStatus()
 	})
 }
 
-// ClearLastLoginAt clears the value of the "last_login_at" field.
-func (u *UserUpsertBulk) ClearLastLoginAt() *UserUpsertBulk {
+// SetBannedUntil sets the "banned_until" field.
+func (u *UserUpsertBulk) SetBannedUntil(v time.Time) *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
-		s.ClearLastLoginAt()
+		s.SetBannedUntil(v)
+	})
+}
+
+// UpdateBannedUntil sets the "banned_until" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateBannedUntil() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateBannedUntil()
+	})
+}
+
+// ClearBannedUntil clears the value of the "banned_until" field.
+func (u *UserUpsertBulk) ClearBannedUntil() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearBannedUntil()
+	})
+}
+
+// SetBanReason sets the "ban_reason" field.
+func (u *UserUpsertBulk) SetBanReason(v string) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetBanReason(v)
+	})
+}
+
+// UpdateBanReason sets the "ban_reason" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateBanReason() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateBanReason()
+	})
+}
+
+// ClearBanReason clears the value of the "ban_reason" field.
+func (u *UserUpsertBulk) ClearBanReason() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearBanReason()
+	})
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (u *UserUpsertBulk) SetMergedInto(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetMergedInto(v)
+	})
+}
+
+// AddMergedInto adds v to the "merged_into" field.
+func (u *UserUpsertBulk) AddMergedInto(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.AddMergedInto(v)
+	})
+}
+
+// UpdateMergedInto sets the "merged_into" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateMergedInto() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateMergedInto()
+	})
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (u *UserUpsertBulk) ClearMergedInto() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearMergedInto()
 	})
 }
 

@@ -11,8 +11,10 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/ent/unionlink"
 	"github.com/wxlogin/wxlogin/ent/user"
 )
 
@@ -32,40 +34,6 @@ func (_u *UserUpdate) Where(ps ...predicate.User) *UserUpdate {
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *UserUpdate) SetUpdatedAt(v time.Time) *UserUpdate {
 	_u.mutation.SetUpdatedAt(v)
-	return _u
-}
-
-// SetUnionid sets the "unionid" field.
-func (_u *UserUpdate) SetUnionid(v string) *UserUpdate {
-	_u.mutation.SetUnionid(v)
-	return _u
-}
-
-// SetNillableUnionid sets the "unionid" field if the given value is not nil.
-func (_u *UserUpdate) SetNillableUnionid(v *string) *UserUpdate {
-	if v != nil {
-		_u.SetUnionid(*v)
-	}
-	return _u
-}
-
-// ClearUnionid clears the value of the "unionid" field.
-func (_u *UserUpdate) ClearUnionid() *UserUpdate {
-	_u.mutation.ClearUnionid()
-	return _u
-}
-
-// SetSessionKey sets the "session_key" field.
-func (_u *UserUpdate) SetSessionKey(v string) *UserUpdate {
-	_u.mutation.SetSessionKey(v)
-	return _u
-}
-
-// SetNillableSessionKey sets the "session_key" field if the given value is not nil.
-func (_u *UserUpdate) SetNillableSessionKey(v *string) *UserUpdate {
-	if v != nil {
-		_u.SetSessionKey(*v)
-	}
 	return _u
 }
 
@@ -137,24 +105,115 @@ func (_u *UserUpdate) ClearPhoneCountryCode() *UserUpdate {
 	return _u
 }
 
-// SetLastLoginAt sets the "last_login_at" field.
-func (_u *UserUpdate) SetLastLoginAt(v time.Time) *UserUpdate {
-	_u.mutation.SetLastLoginAt(v)
+// SetStatus sets the "status" field.
+func (_u *UserUpdate) SetStatus(v user.Status) *UserUpdate {
+	_u.mutation.SetStatus(v)
 	return _u
 }
 
-// SetNillableLastLoginAt sets the "last_login_at" field if the given value is not nil.
-func (_u *UserUpdate) SetNillableLastLoginAt(v *time.Time) *UserUpdate {
+// SetNillableStatus sets the "status" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableStatus(v *user.Status) *UserUpdate {
 	if v != nil {
-		_u.SetLastLoginAt(*v)
+		_u.SetStatus(*v)
 	}
 	return _u
 }
 
-// ClearLastLoginAt clears the value of the "last_login_at" field.
-func (_u *UserUpdate) ClearLastLoginAt() *UserUpdate {
-	_u.mutation.ClearLastLoginAt()
+// SetBannedUntil sets the "banned_until" field.
+func (_u *UserUpdate) SetBannedUntil(v time.Time) *UserUpdate {
+	_u.mutation.SetBannedUntil(v)
 	return _u
+}
+
+// SetNillableBannedUntil sets the "banned_until" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableBannedUntil(v *time.Time) *UserUpdate {
+	if v != nil {
+		_u.SetBannedUntil(*v)
+	}
+	return _u
+}
+
+// ClearBannedUntil clears the value of the "banned_until" field.
+func (_u *UserUpdate) ClearBannedUntil() *UserUpdate {
+	_u.mutation.ClearBannedUntil()
+	return _u
+}
+
+// SetBanReason sets the "ban_reason" field.
+func (_u *UserUpdate) SetBanReason(v string) *UserUpdate {
+	_u.mutation.SetBanReason(v)
+	return _u
+}
+
+// SetNillableBanReason sets the "ban_reason" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableBanReason(v *string) *UserUpdate {
+	if v != nil {
+		_u.SetBanReason(*v)
+	}
+	return _u
+}
+
+// ClearBanReason clears the value of the "ban_reason" field.
+func (_u *UserUpdate) ClearBanReason() *UserUpdate {
+	_u.mutation.ClearBanReason()
+	return _u
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (_u *UserUpdate) SetMergedInto(v int) *UserUpdate {
+	_u.mutation.ResetMergedInto()
+	_u.mutation.SetMergedInto(v)
+	return _u
+}
+
+// SetNillableMergedInto sets the "merged_into" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableMergedInto(v *int) *UserUpdate {
+	if v != nil {
+		_u.SetMergedInto(*v)
+	}
+	return _u
+}
+
+// AddMergedInto adds value to the "merged_into" field.
+func (_u *UserUpdate) AddMergedInto(v int) *UserUpdate {
+	_u.mutation.AddMergedInto(v)
+	return _u
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (_u *UserUpdate) ClearMergedInto() *UserUpdate {
+	_u.mutation.ClearMergedInto()
+	return _u
+}
+
+// AddIdentityIDs adds the "identities" edge to the Identity entity by IDs.
+func (_u *UserUpdate) AddIdentityIDs(ids ...int) *UserUpdate {
+	_u.mutation.AddIdentityIDs(ids...)
+	return _u
+}
+
+// AddIdentities adds the "identities" edges to the Identity entity.
+func (_u *UserUpdate) AddIdentities(v ...*Identity) *UserUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddIdentityIDs(ids...)
+}
+
+// AddUnionLinkIDs adds the "union_links" edge to the UnionLink entity by IDs.
+func (_u *UserUpdate) AddUnionLinkIDs(ids ...int) *UserUpdate {
+	_u.mutation.AddUnionLinkIDs(ids...)
+	return _u
+}
+
+// AddUnionLinks adds the "union_links" edges to the UnionLink entity.
+func (_u *UserUpdate) AddUnionLinks(v ...*UnionLink) *UserUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddUnionLinkIDs(ids...)
 }
 
 // AddSessionIDs adds the "sessions" edge to the Session entity by IDs.
@@ -175,6 +234,48 @@ func (_u *UserUpdate) AddSessions(v ...*Session) *UserUpdate {
 // Mutation returns the UserMutation object of the builder.
 func (_u *UserUpdate) Mutation() *UserMutation {
 	return _u.mutation
+}
+
+// ClearIdentities clears all "identities" edges to the Identity entity.
+func (_u *UserUpdate) ClearIdentities() *UserUpdate {
+	_u.mutation.ClearIdentities()
+	return _u
+}
+
+// RemoveIdentityIDs removes the "identities" edge to Identity entities by IDs.
+func (_u *UserUpdate) RemoveIdentityIDs(ids ...int) *UserUpdate {
+	_u.mutation.RemoveIdentityIDs(ids...)
+	return _u
+}
+
+// RemoveIdentities removes "identities" edges to Identity entities.
+func (_u *UserUpdate) RemoveIdentities(v ...*Identity) *UserUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveIdentityIDs(ids...)
+}
+
+// ClearUnionLinks clears all "union_links" edges to the UnionLink entity.
+func (_u *UserUpdate) ClearUnionLinks() *UserUpdate {
+	_u.mutation.ClearUnionLinks()
+	return _u
+}
+
+// RemoveUnionLinkIDs removes the "union_links" edge to UnionLink entities by IDs.
+func (_u *UserUpdate) RemoveUnionLinkIDs(ids ...int) *UserUpdate {
+	_u.mutation.RemoveUnionLinkIDs(ids...)
+	return _u
+}
+
+// RemoveUnionLinks removes "union_links" edges to UnionLink entities.
+func (_u *UserUpdate) RemoveUnionLinks(v ...*UnionLink) *UserUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveUnionLinkIDs(ids...)
 }
 
 // ClearSessions clears all "sessions" edges to the Session entity.
@@ -236,16 +337,6 @@ func (_u *UserUpdate) defaults() {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *UserUpdate) check() error {
-	if v, ok := _u.mutation.Unionid(); ok {
-		if err := user.UnionidValidator(v); err != nil {
-			return &ValidationError{Name: "unionid", err: fmt.Errorf(`ent: validator failed for field "User.unionid": %w`, err)}
-		}
-	}
-	if v, ok := _u.mutation.SessionKey(); ok {
-		if err := user.SessionKeyValidator(v); err != nil {
-			return &ValidationError{Name: "session_key", err: fmt.Errorf(`ent: validator failed for field "User.session_key": %w`, err)}
-		}
-	}
 	if v, ok := _u.mutation.Nickname(); ok {
 		if err := user.NicknameValidator(v); err != nil {
 			return &ValidationError{Name: "nickname", err: fmt.Errorf(`ent: validator failed for field "User.nickname": %w`, err)}
@@ -266,6 +357,16 @@ func (_u *UserUpdate) check() error {
 			return &ValidationError{Name: "phone_country_code", err: fmt.Errorf(`ent: validator failed for field "User.phone_country_code": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Status(); ok {
+		if err := user.StatusValidator(v); err != nil {
+			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "User.status": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.BanReason(); ok {
+		if err := user.BanReasonValidator(v); err != nil {
+			return &ValidationError{Name: "ban_reason", err: fmt.Errorf(`ent: validator failed for field "User.ban_reason": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -283,15 +384,6 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(user.FieldUpdatedAt, field.TypeTime, value)
-	}
-	if value, ok := _u.mutation.Unionid(); ok {
-		_spec.SetField(user.FieldUnionid, field.TypeString, value)
-	}
-	if _u.mutation.UnionidCleared() {
-		_spec.ClearField(user.FieldUnionid, field.TypeString)
-	}
-	if value, ok := _u.mutation.SessionKey(); ok {
-		_spec.SetField(user.FieldSessionKey, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.Nickname(); ok {
 		_spec.SetField(user.FieldNickname, field.TypeString, value)
@@ -311,11 +403,119 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.PhoneCountryCodeCleared() {
 		_spec.ClearField(user.FieldPhoneCountryCode, field.TypeString)
 	}
-	if value, ok := _u.mutation.LastLoginAt(); ok {
-		_spec.SetField(user.FieldLastLoginAt, field.TypeTime, value)
+	if value, ok := _u.mutation.Status(); ok {
+		_spec.SetField(user.FieldStatus, field.TypeEnum, value)
 	}
-	if _u.mutation.LastLoginAtCleared() {
-		_spec.ClearField(user.FieldLastLoginAt, field.TypeTime)
+	if value, ok := _u.mutation.BannedUntil(); ok {
+		_spec.SetField(user.FieldBannedUntil, field.TypeTime, value)
+	}
+	if _u.mutation.BannedUntilCleared() {
+		_spec.ClearField(user.FieldBannedUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.BanReason(); ok {
+		_spec.SetField(user.FieldBanReason, field.TypeString, value)
+	}
+	if _u.mutation.BanReasonCleared() {
+		_spec.ClearField(user.FieldBanReason, field.TypeString)
+	}
+	if value, ok := _u.mutation.MergedInto(); ok {
+		_spec.SetField(user.FieldMergedInto, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMergedInto(); ok {
+		_spec.AddField(user.FieldMergedInto, field.TypeInt, value)
+	}
+	if _u.mutation.MergedIntoCleared() {
+		_spec.ClearField(user.FieldMergedInto, field.TypeInt)
+	}
+	if _u.mutation.IdentitiesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.IdentitiesTable,
+			Columns: []string{user.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(identity.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedIdentitiesIDs(); len(nodes) > 0 && !_u.mutation.IdentitiesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.IdentitiesTable,
+			Columns: []string{user.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(identity.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.IdentitiesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.IdentitiesTable,
+			Columns: []string{user.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(identity.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.UnionLinksCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.UnionLinksTable,
+			Columns: []string{user.UnionLinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(unionlink.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedUnionLinksIDs(); len(nodes) > 0 && !_u.mutation.UnionLinksCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.UnionLinksTable,
+			Columns: []string{user.UnionLinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(unionlink.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.UnionLinksIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.UnionLinksTable,
+			Columns: []string{user.UnionLinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(unionlink.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	if _u.mutation.SessionsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -388,40 +588,6 @@ func (_u *UserUpdateOne) SetUpdatedAt(v time.Time) *UserUpdateOne {
 	return _u
 }
 
-// SetUnionid sets the "unionid" field.
-func (_u *UserUpdateOne) SetUnionid(v string) *UserUpdateOne {
-	_u.mutation.SetUnionid(v)
-	return _u
-}
-
-// SetNillableUnionid sets the "unionid" field if the given value is not nil.
-func (_u *UserUpdateOne) SetNillableUnionid(v *string) *UserUpdateOne {
-	if v != nil {
-		_u.SetUnionid(*v)
-	}
-	return _u
-}
-
-// ClearUnionid clears the value of the "unionid" field.
-func (_u *UserUpdateOne) ClearUnionid() *UserUpdateOne {
-	_u.mutation.ClearUnionid()
-	return _u
-}
-
-// SetSessionKey sets the "session_key" field.
-func (_u *UserUpdateOne) SetSessionKey(v string) *UserUpdateOne {
-	_u.mutation.SetSessionKey(v)
-	return _u
-}
-
-// SetNillableSessionKey sets the "session_key" field if the given value is not nil.
-func (_u *UserUpdateOne) SetNillableSessionKey(v *string) *UserUpdateOne {
-	if v != nil {
-		_u.SetSessionKey(*v)
-	}
-	return _u
-}
-
 // SetNickname sets the "nickname" field.
 func (_u *UserUpdateOne) SetNickname(v string) *UserUpdateOne {
 	_u.mutation.SetNickname(v)
@@ -490,24 +656,115 @@ func (_u *UserUpdateOne) ClearPhoneCountryCode() *UserUpdateOne {
 	return _u
 }
 
-// SetLastLoginAt sets the "last_login_at" field.
-func (_u *UserUpdateOne) SetLastLoginAt(v time.Time) *UserUpdateOne {
-	_u.mutation.SetLastLoginAt(v)
+// SetStatus sets the "status" field.
+func (_u *UserUpdateOne) SetStatus(v user.Status) *UserUpdateOne {
+	_u.mutation.SetStatus(v)
 	return _u
 }
 
-// SetNillableLastLoginAt sets the "last_login_at" field if the given value is not nil.
-func (_u *UserUpdateOne) SetNillableLastLoginAt(v *time.Time) *UserUpdateOne {
+// SetNillableStatus sets the "status" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableStatus(v *user.Status) *UserUpdateOne {
 	if v != nil {
-		_u.SetLastLoginAt(*v)
+		_u.SetStatus(*v)
 	}
 	return _u
 }
 
-// ClearLastLoginAt clears the value of the "last_login_at" field.
-func (_u *UserUpdateOne) ClearLastLoginAt() *UserUpdateOne {
-	_u.mutation.ClearLastLoginAt()
+// SetBannedUntil sets the "banned_until" field.
+func (_u *UserUpdateOne) SetBannedUntil(v time.Time) *UserUpdateOne {
+	_u.mutation.SetBannedUntil(v)
 	return _u
+}
+
+// SetNillableBannedUntil sets the "banned_until" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableBannedUntil(v *time.Time) *UserUpdateOne {
+	if v != nil {
+		_u.SetBannedUntil(*v)
+	}
+	return _u
+}
+
+// ClearBannedUntil clears the value of the "banned_until" field.
+func (_u *UserUpdateOne) ClearBannedUntil() *UserUpdateOne {
+	_u.mutation.ClearBannedUntil()
+	return _u
+}
+
+// SetBanReason sets the "ban_reason" field.
+func (_u *UserUpdateOne) SetBanReason(v string) *UserUpdateOne {
+	_u.mutation.SetBanReason(v)
+	return _u
+}
+
+// SetNillableBanReason sets the "ban_reason" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableBanReason(v *string) *UserUpdateOne {
+	if v != nil {
+		_u.SetBanReason(*v)
+	}
+	return _u
+}
+
+// ClearBanReason clears the value of the "ban_reason" field.
+func (_u *UserUpdateOne) ClearBanReason() *UserUpdateOne {
+	_u.mutation.ClearBanReason()
+	return _u
+}
+
+// SetMergedInto sets the "merged_into" field.
+func (_u *UserUpdateOne) SetMergedInto(v int) *UserUpdateOne {
+	_u.mutation.ResetMergedInto()
+	_u.mutation.SetMergedInto(v)
+	return _u
+}
+
+// SetNillableMergedInto sets the "merged_into" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableMergedInto(v *int) *UserUpdateOne {
+	if v != nil {
+		_u.SetMergedInto(*v)
+	}
+	return _u
+}
+
+// AddMergedInto adds value to the "merged_into" field.
+func (_u *UserUpdateOne) AddMergedInto(v int) *UserUpdateOne {
+	_u.mutation.AddMergedInto(v)
+	return _u
+}
+
+// ClearMergedInto clears the value of the "merged_into" field.
+func (_u *UserUpdateOne) ClearMergedInto() *UserUpdateOne {
+	_u.mutation.ClearMergedInto()
+	return _u
+}
+
+// AddIdentityIDs adds the "identities" edge to the Identity entity by IDs.
+func (_u *UserUpdateOne) AddIdentityIDs(ids ...int) *UserUpdateOne {
+	_u.mutation.AddIdentityIDs(ids...)
+	return _u
+}
+
+// AddIdentities adds the "identities" edges to the Identity entity.
+func (_u *UserUpdateOne) AddIdentities(v ...*Identity) *UserUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddIdentityIDs(ids...)
+}
+
+// AddUnionLinkIDs adds the "union_links" edge to the UnionLink entity by IDs.
+func (_u *UserUpdateOne) AddUnionLinkIDs(ids ...int) *UserUpdateOne {
+	_u.mutation.AddUnionLinkIDs(ids...)
+	return _u
+}
+
+// AddUnionLinks adds the "union_links" edges to the UnionLink entity.
+func (_u *UserUpdateOne) AddUnionLinks(v ...*UnionLink) *UserUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddUnionLinkIDs(ids...)
 }
 
 // AddSessionIDs adds the "sessions" edge to the Session entity by IDs.
@@ -528,6 +785,48 @@ func (_u *UserUpdateOne) AddSessions(v ...*Session) *UserUpdateOne {
 // Mutation returns the UserMutation object of the builder.
 func (_u *UserUpdateOne) Mutation() *UserMutation {
 	return _u.mutation
+}
+
+// ClearIdentities clears all "identities" edges to the Identity entity.
+func (_u *UserUpdateOne) ClearIdentities() *UserUpdateOne {
+	_u.mutation.ClearIdentities()
+	return _u
+}
+
+// RemoveIdentityIDs removes the "identities" edge to Identity entities by IDs.
+func (_u *UserUpdateOne) RemoveIdentityIDs(ids ...int) *UserUpdateOne {
+	_u.mutation.RemoveIdentityIDs(ids...)
+	return _u
+}
+
+// RemoveIdentities removes "identities" edges to Identity entities.
+func (_u *UserUpdateOne) RemoveIdentities(v ...*Identity) *UserUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveIdentityIDs(ids...)
+}
+
+// ClearUnionLinks clears all "union_links" edges to the UnionLink entity.
+func (_u *UserUpdateOne) ClearUnionLinks() *UserUpdateOne {
+	_u.mutation.ClearUnionLinks()
+	return _u
+}
+
+// RemoveUnionLinkIDs removes the "union_links" edge to UnionLink entities by IDs.
+func (_u *UserUpdateOne) RemoveUnionLinkIDs(ids ...int) *UserUpdateOne {
+	_u.mutation.RemoveUnionLinkIDs(ids...)
+	return _u
+}
+
+// RemoveUnionLinks removes "union_links" edges to UnionLink entities.
+func (_u *UserUpdateOne) RemoveUnionLinks(v ...*UnionLink) *UserUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveUnionLinkIDs(ids...)
 }
 
 // ClearSessions clears all "sessions" edges to the Session entity.
@@ -602,16 +901,6 @@ func (_u *UserUpdateOne) defaults() {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *UserUpdateOne) check() error {
-	if v, ok := _u.mutation.Unionid(); ok {
-		if err := user.UnionidValidator(v); err != nil {
-			return &ValidationError{Name: "unionid", err: fmt.Errorf(`ent: validator failed for field "User.unionid": %w`, err)}
-		}
-	}
-	if v, ok := _u.mutation.SessionKey(); ok {
-		if err := user.SessionKeyValidator(v); err != nil {
-			return &ValidationError{Name: "session_key", err: fmt.Errorf(`ent: validator failed for field "User.session_key": %w`, err)}
-		}
-	}
 	if v, ok := _u.mutation.Nickname(); ok {
 		if err := user.NicknameValidator(v); err != nil {
 			return &ValidationError{Name: "nickname", err: fmt.Errorf(`ent: validator failed for field "User.nickname": %w`, err)}
@@ -630,6 +919,16 @@ func (_u *UserUpdateOne) check() error {
 	if v, ok := _u.mutation.PhoneCountryCode(); ok {
 		if err := user.PhoneCountryCodeValidator(v); err != nil {
 			return &ValidationError{Name: "phone_country_code", err: fmt.Errorf(`ent: validator failed for field "User.phone_country_code": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Status(); ok {
+		if err := user.StatusValidator(v); err != nil {
+			return &ValidationError{Name: "status", err: fmt.Errorf(`ent: validator failed for field "User.status": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.BanReason(); ok {
+		if err := user.BanReasonValidator(v); err != nil {
+			return &ValidationError{Name: "ban_reason", err: fmt.Errorf(`ent: validator failed for field "User.ban_reason": %w`, err)}
 		}
 	}
 	return nil
@@ -667,15 +966,6 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(user.FieldUpdatedAt, field.TypeTime, value)
 	}
-	if value, ok := _u.mutation.Unionid(); ok {
-		_spec.SetField(user.FieldUnionid, field.TypeString, value)
-	}
-	if _u.mutation.UnionidCleared() {
-		_spec.ClearField(user.FieldUnionid, field.TypeString)
-	}
-	if value, ok := _u.mutation.SessionKey(); ok {
-		_spec.SetField(user.FieldSessionKey, field.TypeString, value)
-	}
 	if value, ok := _u.mutation.Nickname(); ok {
 		_spec.SetField(user.FieldNickname, field.TypeString, value)
 	}
@@ -694,11 +984,119 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	if _u.mutation.PhoneCountryCodeCleared() {
 		_spec.ClearField(user.FieldPhoneCountryCode, field.TypeString)
 	}
-	if value, ok := _u.mutation.LastLoginAt(); ok {
-		_spec.SetField(user.FieldLastLoginAt, field.TypeTime, value)
+	if value, ok := _u.mutation.Status(); ok {
+		_spec.SetField(user.FieldStatus, field.TypeEnum, value)
 	}
-	if _u.mutation.LastLoginAtCleared() {
-		_spec.ClearField(user.FieldLastLoginAt, field.TypeTime)
+	if value, ok := _u.mutation.BannedUntil(); ok {
+		_spec.SetField(user.FieldBannedUntil, field.TypeTime, value)
+	}
+	if _u.mutation.BannedUntilCleared() {
+		_spec.ClearField(user.FieldBannedUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.BanReason(); ok {
+		_spec.SetField(user.FieldBanReason, field.TypeString, value)
+	}
+	if _u.mutation.BanReasonCleared() {
+		_spec.ClearField(user.FieldBanReason, field.TypeString)
+	}
+	if value, ok := _u.mutation.MergedInto(); ok {
+		_spec.SetField(user.FieldMergedInto, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMergedInto(); ok {
+		_spec.AddField(user.FieldMergedInto, field.TypeInt, value)
+	}
+	if _u.mutation.MergedIntoCleared() {
+		_spec.ClearField(user.FieldMergedInto, field.TypeInt)
+	}
+	if _u.mutation.IdentitiesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.IdentitiesTable,
+			Columns: []string{user.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(identity.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedIdentitiesIDs(); len(nodes) > 0 && !_u.mutation.IdentitiesCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.IdentitiesTable,
+			Columns: []string{user.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(identity.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.IdentitiesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.IdentitiesTable,
+			Columns: []string{user.IdentitiesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(identity.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.UnionLinksCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.UnionLinksTable,
+			Columns: []string{user.UnionLinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(unionlink.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedUnionLinksIDs(); len(nodes) > 0 && !_u.mutation.UnionLinksCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.UnionLinksTable,
+			Columns: []string{user.UnionLinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(unionlink.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.UnionLinksIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.UnionLinksTable,
+			Columns: []string{user.UnionLinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(unionlink.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	if _u.mutation.SessionsCleared() {
 		edge := &sqlgraph.EdgeSpec{

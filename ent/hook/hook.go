@@ -21,6 +21,18 @@ func (f AccessTokenFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AccessTokenMutation", m)
 }
 
+// The IdentityFunc type is an adapter to allow the use of ordinary
+// function as Identity mutator.
+type IdentityFunc func(context.Context, *ent.IdentityMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f IdentityFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.IdentityMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.IdentityMutation", m)
+}
+
 // The RevocationFunc type is an adapter to allow the use of ordinary
 // function as Revocation mutator.
 type RevocationFunc func(context.Context, *ent.RevocationMutation) (ent.Value, error)
@@ -43,6 +55,18 @@ func (f SessionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, err
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.SessionMutation", m)
+}
+
+// The UnionLinkFunc type is an adapter to allow the use of ordinary
+// function as UnionLink mutator.
+type UnionLinkFunc func(context.Context, *ent.UnionLinkMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f UnionLinkFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.UnionLinkMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.UnionLinkMutation", m)
 }
 
 // The UserFunc type is an adapter to allow the use of ordinary

@@ -43,6 +43,51 @@ var (
 			},
 		},
 	}
+	// IdentitiesColumns holds the columns for the "identities" table.
+	IdentitiesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "provider", Type: field.TypeString, Size: 16},
+		{Name: "kind", Type: field.TypeString, Size: 16},
+		{Name: "appid", Type: field.TypeString, Size: 64},
+		{Name: "openid", Type: field.TypeString, Size: 128},
+		{Name: "unionid", Type: field.TypeString, Nullable: true, Size: 128},
+		{Name: "session_key", Type: field.TypeString, Size: 256, Default: ""},
+		{Name: "last_login_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "user_id", Type: field.TypeInt},
+	}
+	// IdentitiesTable holds the schema information for the "identities" table.
+	IdentitiesTable = &schema.Table{
+		Name:       "identities",
+		Columns:    IdentitiesColumns,
+		PrimaryKey: []*schema.Column{IdentitiesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "identities_users_identities",
+				Columns:    []*schema.Column{IdentitiesColumns[10]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "identity_provider_appid_openid",
+				Unique:  true,
+				Columns: []*schema.Column{IdentitiesColumns[3], IdentitiesColumns[5], IdentitiesColumns[6]},
+			},
+			{
+				Name:    "identity_provider_unionid",
+				Unique:  false,
+				Columns: []*schema.Column{IdentitiesColumns[3], IdentitiesColumns[7]},
+			},
+			{
+				Name:    "identity_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{IdentitiesColumns[10]},
+			},
+		},
+	}
 	// RevocationsColumns holds the columns for the "revocations" table.
 	RevocationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt64, Increment: true},
@@ -110,20 +155,53 @@ var (
 			},
 		},
 	}
+	// UnionLinksColumns holds the columns for the "union_links" table.
+	UnionLinksColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "provider", Type: field.TypeString, Size: 16},
+		{Name: "unionid", Type: field.TypeString, Size: 128},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "user_id", Type: field.TypeInt},
+	}
+	// UnionLinksTable holds the schema information for the "union_links" table.
+	UnionLinksTable = &schema.Table{
+		Name:       "union_links",
+		Columns:    UnionLinksColumns,
+		PrimaryKey: []*schema.Column{UnionLinksColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "union_links_users_union_links",
+				Columns:    []*schema.Column{UnionLinksColumns[4]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "unionlink_provider_unionid",
+				Unique:  true,
+				Columns: []*schema.Column{UnionLinksColumns[1], UnionLinksColumns[2]},
+			},
+			{
+				Name:    "unionlink_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{UnionLinksColumns[4]},
+			},
+		},
+	}
 	// UsersColumns holds the columns for the "users" table.
 	UsersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
-		{Name: "appid", Type: field.TypeString, Size: 64},
-		{Name: "openid", Type: field.TypeString, Size: 128},
-		{Name: "unionid", Type: field.TypeString, Nullable: true, Size: 128},
-		{Name: "session_key", Type: field.TypeString, Size: 64, Default: ""},
 		{Name: "nickname", Type: field.TypeString, Size: 256, Default: ""},
 		{Name: "avatar_url", Type: field.TypeString, Size: 1024, Default: ""},
 		{Name: "phone", Type: field.TypeString, Nullable: true, Size: 32},
 		{Name: "phone_country_code", Type: field.TypeString, Nullable: true, Size: 8},
-		{Name: "last_login_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"active", "banned", "deleted", "merged"}, Default: "active"},
+		{Name: "banned_until", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "ban_reason", Type: field.TypeString, Nullable: true, Size: 512},
+		{Name: "merged_into", Type: field.TypeInt, Nullable: true},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{
@@ -132,12 +210,7 @@ var (
 		PrimaryKey: []*schema.Column{UsersColumns[0]},
 		Indexes: []*schema.Index{
 			{
-				Name:    "user_appid_openid",
-				Unique:  true,
-				Columns: []*schema.Column{UsersColumns[3], UsersColumns[4]},
-			},
-			{
-				Name:    "user_unionid",
+				Name:    "user_phone",
 				Unique:  false,
 				Columns: []*schema.Column{UsersColumns[5]},
 			},
@@ -146,13 +219,17 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AccessTokensTable,
+		IdentitiesTable,
 		RevocationsTable,
 		SessionsTable,
+		UnionLinksTable,
 		UsersTable,
 	}
 )
 
 func init() {
 	AccessTokensTable.ForeignKeys[0].RefTable = SessionsTable
+	IdentitiesTable.ForeignKeys[0].RefTable = UsersTable
 	SessionsTable.ForeignKeys[0].RefTable = UsersTable
+	UnionLinksTable.ForeignKeys[0].RefTable = UsersTable
 }

@@ -9,11 +9,17 @@ import (
 // AccessToken is the predicate function for accesstoken builders.
 type AccessToken func(*sql.Selector)
 
+// Identity is the predicate function for identity builders.
+type Identity func(*sql.Selector)
+
 // Revocation is the predicate function for revocation builders.
 type Revocation func(*sql.Selector)
 
 // Session is the predicate function for session builders.
 type Session func(*sql.Selector)
+
+// UnionLink is the predicate function for unionlink builders.
+type UnionLink func(*sql.Selector)
 
 // User is the predicate function for user builders.
 type User func(*sql.Selector)

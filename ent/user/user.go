@@ -3,6 +3,7 @@
 package user
 
 import (
+	"fmt"
 	"time"
 
 	"entgo.io/ent/dialect/sql"
@@ -18,14 +19,6 @@ const (
 	FieldCreatedAt = "created_at"
 	// FieldUpdatedAt holds the string denoting the updated_at field in the database.
 	FieldUpdatedAt = "updated_at"
-	// FieldAppid holds the string denoting the appid field in the database.
-	FieldAppid = "appid"
-	// FieldOpenid holds the string denoting the openid field in the database.
-	FieldOpenid = "openid"
-	// FieldUnionid holds the string denoting the unionid field in the database.
-	FieldUnionid = "unionid"
-	// FieldSessionKey holds the string denoting the session_key field in the database.
-	FieldSessionKey = "session_key"
 	// FieldNickname holds the string denoting the nickname field in the database.
 	FieldNickname = "nickname"
 	// FieldAvatarURL holds the string denoting the avatar_url field in the database.
@@ -34,12 +27,36 @@ const (
 	FieldPhone = "phone"
 	// FieldPhoneCountryCode holds the string denoting the phone_country_code field in the database.
 	FieldPhoneCountryCode = "phone_country_code"
-	// FieldLastLoginAt holds the string denoting the last_login_at field in the database.
-	FieldLastLoginAt = "last_login_at"
+	// FieldStatus holds the string denoting the status field in the database.
+	FieldStatus = "status"
+	// FieldBannedUntil holds the string denoting the banned_until field in the database.
+	FieldBannedUntil = "banned_until"
+	// FieldBanReason holds the string denoting the ban_reason field in the database.
+	FieldBanReason = "ban_reason"
+	// FieldMergedInto holds the string denoting the merged_into field in the database.
+	FieldMergedInto = "merged_into"
+	// EdgeIdentities holds the string denoting the identities edge name in mutations.
+	EdgeIdentities = "identities"
+	// EdgeUnionLinks holds the string denoting the union_links edge name in mutations.
+	EdgeUnionLinks = "union_links"
 	// EdgeSessions holds the string denoting the sessions edge name in mutations.
 	EdgeSessions = "sessions"
 	// Table holds the table name of the user in the database.
 	Table = "users"
+	// IdentitiesTable is the table that holds the identities relation/edge.
+	IdentitiesTable = "identities"
+	// IdentitiesInverseTable is the table name for the Identity entity.
+	// It exists in this package in order to avoid circular dependency with the "identity" package.
+	IdentitiesInverseTable = "identities"
+	// IdentitiesColumn is the table column denoting the identities relation/edge.
+	IdentitiesColumn = "user_id"
+	// UnionLinksTable is the table that holds the union_links relation/edge.
+	UnionLinksTable = "union_links"
+	// UnionLinksInverseTable is the table name for the UnionLink entity.
+	// It exists in this package in order to avoid circular dependency with the "unionlink" package.
+	UnionLinksInverseTable = "union_links"
+	// UnionLinksColumn is the table column denoting the union_links relation/edge.
+	UnionLinksColumn = "user_id"
 	// SessionsTable is the table that holds the sessions relation/edge.
 	SessionsTable = "sessions"
 	// SessionsInverseTable is the table name for the Session entity.
@@ -54,15 +71,14 @@ var Columns = []string{
 	FieldID,
 	FieldCreatedAt,
 	FieldUpdatedAt,
-	FieldAppid,
-	FieldOpenid,
-	FieldUnionid,
-	FieldSessionKey,
 	FieldNickname,
 	FieldAvatarURL,
 	FieldPhone,
 	FieldPhoneCountryCode,
-	FieldLastLoginAt,
+	FieldStatus,
+	FieldBannedUntil,
+	FieldBanReason,
+	FieldMergedInto,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -82,16 +98,6 @@ var (
 	DefaultUpdatedAt func() time.Time
 	// UpdateDefaultUpdatedAt holds the default value on update for the "updated_at" field.
 	UpdateDefaultUpdatedAt func() time.Time
-	// AppidValidator is a validator for the "appid" field. It is called by the builders before save.
-	AppidValidator func(string) error
-	// OpenidValidator is a validator for the "openid" field. It is called by the builders before save.
-	OpenidValidator func(string) error
-	// UnionidValidator is a validator for the "unionid" field. It is called by the builders before save.
-	UnionidValidator func(string) error
-	// DefaultSessionKey holds the default value on creation for the "session_key" field.
-	DefaultSessionKey string
-	// SessionKeyValidator is a validator for the "session_key" field. It is called by the builders before save.
-	SessionKeyValidator func(string) error
 	// DefaultNickname holds the default value on creation for the "nickname" field.
 	DefaultNickname string
 	// NicknameValidator is a validator for the "nickname" field. It is called by the builders before save.
@@ -104,7 +110,37 @@ var (
 	PhoneValidator func(string) error
 	// PhoneCountryCodeValidator is a validator for the "phone_country_code" field. It is called by the builders before save.
 	PhoneCountryCodeValidator func(string) error
+	// BanReasonValidator is a validator for the "ban_reason" field. It is called by the builders before save.
+	BanReasonValidator func(string) error
 )
+
+// Status defines the type for the "status" enum field.
+type Status string
+
+// StatusActive is the default value of the Status enum.
+const DefaultStatus = StatusActive
+
+// Status values.
+const (
+	StatusActive  Status = "active"
+	StatusBanned  Status = "banned"
+	StatusDeleted Status = "deleted"
+	StatusMerged  Status = "merged"
+)
+
+func (s Status) String() string {
+	return string(s)
+}
+
+// StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
+func StatusValidator(s Status) error {
+	switch s {
+	case StatusActive, StatusBanned, StatusDeleted, StatusMerged:
+		return nil
+	default:
+		return fmt.Errorf("user: invalid enum value for status field: %q", s)
+	}
+}
 
 // OrderOption defines the ordering options for the User queries.
 type OrderOption func(*sql.Selector)
@@ -122,26 +158,6 @@ func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByUpdatedAt orders the results by the updated_at field.
 func ByUpdatedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUpdatedAt, opts...).ToFunc()
-}
-
-// ByAppid orders the results by the appid field.
-func ByAppid(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldAppid, opts...).ToFunc()
-}
-
-// ByOpenid orders the results by the openid field.
-func ByOpenid(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldOpenid, opts...).ToFunc()
-}
-
-// ByUnionid orders the results by the unionid field.
-func ByUnionid(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldUnionid, opts...).ToFunc()
-}
-
-// BySessionKey orders the results by the session_key field.
-func BySessionKey(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldSessionKey, opts...).ToFunc()
 }
 
 // ByNickname orders the results by the nickname field.
@@ -164,9 +180,52 @@ func ByPhoneCountryCode(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPhoneCountryCode, opts...).ToFunc()
 }
 
-// ByLastLoginAt orders the results by the last_login_at field.
-func ByLastLoginAt(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldLastLoginAt, opts...).ToFunc()
+// ByStatus orders the results by the status field.
+func ByStatus(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldStatus, opts...).ToFunc()
+}
+
+// ByBannedUntil orders the results by the banned_until field.
+func ByBannedUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBannedUntil, opts...).ToFunc()
+}
+
+// ByBanReason orders the results by the ban_reason field.
+func ByBanReason(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldBanReason, opts...).ToFunc()
+}
+
+// ByMergedInto orders the results by the merged_into field.
+func ByMergedInto(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMergedInto, opts...).ToFunc()
+}
+
+// ByIdentitiesCount orders the results by identities count.
+func ByIdentitiesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newIdentitiesStep(), opts...)
+	}
+}
+
+// ByIdentities orders the results by identities terms.
+func ByIdentities(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newIdentitiesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
+// ByUnionLinksCount orders the results by union_links count.
+func ByUnionLinksCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newUnionLinksStep(), opts...)
+	}
+}
+
+// ByUnionLinks orders the results by union_links terms.
+func ByUnionLinks(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newUnionLinksStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
 }
 
 // BySessionsCount orders the results by sessions count.
@@ -181,6 +240,20 @@ func BySessions(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 	return func(s *sql.Selector) {
 		sqlgraph.OrderByNeighborTerms(s, newSessionsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
+}
+func newIdentitiesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(IdentitiesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, IdentitiesTable, IdentitiesColumn),
+	)
+}
+func newUnionLinksStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(UnionLinksInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, UnionLinksTable, UnionLinksColumn),
+	)
 }
 func newSessionsStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(

@@ -65,26 +65,6 @@ func UpdatedAt(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldUpdatedAt, v))
 }
 
-// Appid applies equality check predicate on the "appid" field. It's identical to AppidEQ.
-func Appid(v string) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldAppid, v))
-}
-
-// Openid applies equality check predicate on the "openid" field. It's identical to OpenidEQ.
-func Openid(v string) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldOpenid, v))
-}
-
-// Unionid applies equality check predicate on the "unionid" field. It's identical to UnionidEQ.
-func Unionid(v string) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldUnionid, v))
-}
-
-// SessionKey applies equality check predicate on the "session_key" field. It's identical to SessionKeyEQ.
-func SessionKey(v string) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldSessionKey, v))
-}
-
 // Nickname applies equality check predicate on the "nickname" field. It's identical to NicknameEQ.
 func Nickname(v string) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldNickname, v))
@@ -105,9 +85,19 @@ func PhoneCountryCode(v string) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldPhoneCountryCode, v))
 }
 
-// LastLoginAt applies equality check predicate on the "last_login_at" field. It's identical to LastLoginAtEQ.
-func LastLoginAt(v time.Time) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldLastLoginAt, v))
+// BannedUntil applies equality check predicate on the "banned_until" field. It's identical to BannedUntilEQ.
+func BannedUntil(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldBannedUntil, v))
+}
+
+// BanReason applies equality check predicate on the "ban_reason" field. It's identical to BanReasonEQ.
+func BanReason(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldBanReason, v))
+}
+
+// MergedInto applies equality check predicate on the "merged_into" field. It's identical to MergedIntoEQ.
+func MergedInto(v int) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldMergedInto, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -188,276 +178,6 @@ func UpdatedAtLT(v time.Time) predicate.User {
 // UpdatedAtLTE applies the LTE predicate on the "updated_at" field.
 func UpdatedAtLTE(v time.Time) predicate.User {
 	return predicate.User(sql.FieldLTE(FieldUpdatedAt, v))
-}
-
-// AppidEQ applies the EQ predicate on the "appid" field.
-func AppidEQ(v string) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldAppid, v))
-}
-
-// AppidNEQ applies the NEQ predicate on the "appid" field.
-func AppidNEQ(v string) predicate.User {
-	return predicate.User(sql.FieldNEQ(FieldAppid, v))
-}
-
-// AppidIn applies the In predicate on the "appid" field.
-func AppidIn(vs ...string) predicate.User {
-	return predicate.User(sql.FieldIn(FieldAppid, vs...))
-}
-
-// AppidNotIn applies the NotIn predicate on the "appid" field.
-func AppidNotIn(vs ...string) predicate.User {
-	return predicate.User(sql.FieldNotIn(FieldAppid, vs...))
-}
-
-// AppidGT applies the GT predicate on the "appid" field.
-func AppidGT(v string) predicate.User {
-	return predicate.User(sql.FieldGT(FieldAppid, v))
-}
-
-// AppidGTE applies the GTE predicate on the "appid" field.
-func AppidGTE(v string) predicate.User {
-	return predicate.User(sql.FieldGTE(FieldAppid, v))
-}
-
-// AppidLT applies the LT predicate on the "appid" field.
-func AppidLT(v string) predicate.User {
-	return predicate.User(sql.FieldLT(FieldAppid, v))
-}
-
-// AppidLTE applies the LTE predicate on the "appid" field.
-func AppidLTE(v string) predicate.User {
-	return predicate.User(sql.FieldLTE(FieldAppid, v))
-}
-
-// AppidContains applies the Contains predicate on the "appid" field.
-func AppidContains(v string) predicate.User {
-	return predicate.User(sql.FieldContains(FieldAppid, v))
-}
-
-// AppidHasPrefix applies the HasPrefix predicate on the "appid" field.
-func AppidHasPrefix(v string) predicate.User {
-	return predicate.User(sql.FieldHasPrefix(FieldAppid, v))
-}
-
-// AppidHasSuffix applies the HasSuffix predicate on the "appid" field.
-func AppidHasSuffix(v string) predicate.User {
-	return predicate.User(sql.FieldHasSuffix(FieldAppid, v))
-}
-
-// AppidEqualFold applies the EqualFold predicate on the "appid" field.
-func AppidEqualFold(v string) predicate.User {
-	return predicate.User(sql.FieldEqualFold(FieldAppid, v))
-}
-
-// AppidContainsFold applies the ContainsFold predicate on the "appid" field.
-func AppidContainsFold(v string) predicate.User {
-	return predicate.User(sql.FieldContainsFold(FieldAppid, v))
-}
-
-// OpenidEQ applies the EQ predicate on the "openid" field.
-func OpenidEQ(v string) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldOpenid, v))
-}
-
-// OpenidNEQ applies the NEQ predicate on the "openid" field.
-func OpenidNEQ(v string) predicate.User {
-	return predicate.User(sql.FieldNEQ(FieldOpenid, v))
-}
-
-// OpenidIn applies the In predicate on the "openid" field.
-func OpenidIn(vs ...string) predicate.User {
-	return predicate.User(sql.FieldIn(FieldOpenid, vs...))
-}
-
-// OpenidNotIn applies the NotIn predicate on the "openid" field.
-func OpenidNotIn(vs ...string) predicate.User {
-	return predicate.User(sql.FieldNotIn(FieldOpenid, vs...))
-}
-
-// OpenidGT applies the GT predicate on the "openid" field.
-func OpenidGT(v string) predicate.User {
-	return predicate.User(sql.FieldGT(FieldOpenid, v))
-}
-
-// OpenidGTE applies the GTE predicate on the "openid" field.
-func OpenidGTE(v string) predicate.User {
-	return predicate.User(sql.FieldGTE(FieldOpenid, v))
-}
-
-// OpenidLT applies the LT predicate on the "openid" field.
-func OpenidLT(v string) predicate.User {
-	return predicate.User(sql.FieldLT(FieldOpenid, v))
-}
-
-// OpenidLTE applies the LTE predicate on the "openid" field.
-func OpenidLTE(v string) predicate.User {
-	return predicate.User(sql.FieldLTE(FieldOpenid, v))
-}
-
-// OpenidContains applies the Contains predicate on the "openid" field.
-func OpenidContains(v string) predicate.User {
-	return predicate.User(sql.FieldContains(FieldOpenid, v))
-}
-
-// OpenidHasPrefix applies the HasPrefix predicate on the "openid" field.
-func OpenidHasPrefix(v string) predicate.User {
-	return predicate.User(sql.FieldHasPrefix(FieldOpenid, v))
-}
-
-// OpenidHasSuffix applies the HasSuffix predicate on the "openid" field.
-func OpenidHasSuffix(v string) predicate.User {
-	return predicate.User(sql.FieldHasSuffix(FieldOpenid, v))
-}
-
-// OpenidEqualFold applies the EqualFold predicate on the "openid" field.
-func OpenidEqualFold(v string) predicate.User {
-	return predicate.User(sql.FieldEqualFold(FieldOpenid, v))
-}
-
-// OpenidContainsFold applies the ContainsFold predicate on the "openid" field.
-func OpenidContainsFold(v string) predicate.User {
-	return predicate.User(sql.FieldContainsFold(FieldOpenid, v))
-}
-
-// UnionidEQ applies the EQ predicate on the "unionid" field.
-func UnionidEQ(v string) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldUnionid, v))
-}
-
-// UnionidNEQ applies the NEQ predicate on the "unionid" field.
-func UnionidNEQ(v string) predicate.User {
-	return predicate.User(sql.FieldNEQ(FieldUnionid, v))
-}
-
-// UnionidIn applies the In predicate on the "unionid" field.
-func UnionidIn(vs ...string) predicate.User {
-	return predicate.User(sql.FieldIn(FieldUnionid, vs...))
-}
-
-// UnionidNotIn applies the NotIn predicate on the "unionid" field.
-func UnionidNotIn(vs ...string) predicate.User {
-	return predicate.User(sql.FieldNotIn(FieldUnionid, vs...))
-}
-
-// UnionidGT applies the GT predicate on the "unionid" field.
-func UnionidGT(v string) predicate.User {
-	return predicate.User(sql.FieldGT(FieldUnionid, v))
-}
-
-// UnionidGTE applies the GTE predicate on the "unionid" field.
-func UnionidGTE(v string) predicate.User {
-	return predicate.User(sql.FieldGTE(FieldUnionid, v))
-}
-
-// UnionidLT applies the LT predicate on the "unionid" field.
-func UnionidLT(v string) predicate.User {
-	return predicate.User(sql.FieldLT(FieldUnionid, v))
-}
-
-// UnionidLTE applies the LTE predicate on the "unionid" field.
-func UnionidLTE(v string) predicate.User {
-	return predicate.User(sql.FieldLTE(FieldUnionid, v))
-}
-
-// UnionidContains applies the Contains predicate on the "unionid" field.
-func UnionidContains(v string) predicate.User {
-	return predicate.User(sql.FieldContains(FieldUnionid, v))
-}
-
-// UnionidHasPrefix applies the HasPrefix predicate on the "unionid" field.
-func UnionidHasPrefix(v string) predicate.User {
-	return predicate.User(sql.FieldHasPrefix(FieldUnionid, v))
-}
-
-// UnionidHasSuffix applies the HasSuffix predicate on the "unionid" field.
-func UnionidHasSuffix(v string) predicate.User {
-	return predicate.User(sql.FieldHasSuffix(FieldUnionid, v))
-}
-
-// UnionidIsNil applies the IsNil predicate on the "unionid" field.
-func UnionidIsNil() predicate.User {
-	return predicate.User(sql.FieldIsNull(FieldUnionid))
-}
-
-// UnionidNotNil applies the NotNil predicate on the "unionid" field.
-func UnionidNotNil() predicate.User {
-	return predicate.User(sql.FieldNotNull(FieldUnionid))
-}
-
-// UnionidEqualFold applies the EqualFold predicate on the "unionid" field.
-func UnionidEqualFold(v string) predicate.User {
-	return predicate.User(sql.FieldEqualFold(FieldUnionid, v))
-}
-
-// UnionidContainsFold applies the ContainsFold predicate on the "unionid" field.
-func UnionidContainsFold(v string) predicate.User {
-	return predicate.User(sql.FieldContainsFold(FieldUnionid, v))
-}
-
-// SessionKeyEQ applies the EQ predicate on the "session_key" field.
-func SessionKeyEQ(v string) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldSessionKey, v))
-}
-
-// SessionKeyNEQ applies the NEQ predicate on the "session_key" field.
-func SessionKeyNEQ(v string) predicate.User {
-	return predicate.User(sql.FieldNEQ(FieldSessionKey, v))
-}
-
-// SessionKeyIn applies the In predicate on the "session_key" field.
-func SessionKeyIn(vs ...string) predicate.User {
-	return predicate.User(sql.FieldIn(FieldSessionKey, vs...))
-}
-
-// SessionKeyNotIn applies the NotIn predicate on the "session_key" field.
-func SessionKeyNotIn(vs ...string) predicate.User {
-	return predicate.User(sql.FieldNotIn(FieldSessionKey, vs...))
-}
-
-// SessionKeyGT applies the GT predicate on the "session_key" field.
-func SessionKeyGT(v string) predicate.User {
-	return predicate.User(sql.FieldGT(FieldSessionKey, v))
-}
-
-// SessionKeyGTE applies the GTE predicate on the "session_key" field.
-func SessionKeyGTE(v string) predicate.User {
-	return predicate.User(sql.FieldGTE(FieldSessionKey, v))
-}
-
-// SessionKeyLT applies the LT predicate on the "session_key" field.
-func SessionKeyLT(v string) predicate.User {
-	return predicate.User(sql.FieldLT(FieldSessionKey, v))
-}
-
-// SessionKeyLTE applies the LTE predicate on the "session_key" field.
-func SessionKeyLTE(v string) predicate.User {
-	return predicate.User(sql.FieldLTE(FieldSessionKey, v))
-}
-
-// SessionKeyContains applies the Contains predicate on the "session_key" field.
-func SessionKeyContains(v string) predicate.User {
-	return predicate.User(sql.FieldContains(FieldSessionKey, v))
-}
-
-// SessionKeyHasPrefix applies the HasPrefix predicate on the "session_key" field.
-func SessionKeyHasPrefix(v string) predicate.User {
-	return predicate.User(sql.FieldHasPrefix(FieldSessionKey, v))
-}
-
-// SessionKeyHasSuffix applies the HasSuffix predicate on the "session_key" field.
-func SessionKeyHasSuffix(v string) predicate.User {
-	return predicate.User(sql.FieldHasSuffix(FieldSessionKey, v))
-}
-
-// SessionKeyEqualFold applies the EqualFold predicate on the "session_key" field.
-func SessionKeyEqualFold(v string) predicate.User {
-	return predicate.User(sql.FieldEqualFold(FieldSessionKey, v))
-}
-
-// SessionKeyContainsFold applies the ContainsFold predicate on the "session_key" field.
-func SessionKeyContainsFold(v string) predicate.User {
-	return predicate.User(sql.FieldContainsFold(FieldSessionKey, v))
 }
 
 // NicknameEQ applies the EQ predicate on the "nickname" field.
@@ -740,54 +460,245 @@ func PhoneCountryCodeContainsFold(v string) predicate.User {
 	return predicate.User(sql.FieldContainsFold(FieldPhoneCountryCode, v))
 }
 
-// LastLoginAtEQ applies the EQ predicate on the "last_login_at" field.
-func LastLoginAtEQ(v time.Time) predicate.User {
-	return predicate.User(sql.FieldEQ(FieldLastLoginAt, v))
+// StatusEQ applies the EQ predicate on the "status" field.
+func StatusEQ(v Status) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldStatus, v))
 }
 
-// LastLoginAtNEQ applies the NEQ predicate on the "last_login_at" field.
-func LastLoginAtNEQ(v time.Time) predicate.User {
-	return predicate.User(sql.FieldNEQ(FieldLastLoginAt, v))
+// StatusNEQ applies the NEQ predicate on the "status" field.
+func StatusNEQ(v Status) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldStatus, v))
 }
 
-// LastLoginAtIn applies the In predicate on the "last_login_at" field.
-func LastLoginAtIn(vs ...time.Time) predicate.User {
-	return predicate.User(sql.FieldIn(FieldLastLoginAt, vs...))
+// StatusIn applies the In predicate on the "status" field.
+func StatusIn(vs ...Status) predicate.User {
+	return predicate.User(sql.FieldIn(FieldStatus, vs...))
 }
 
-// LastLoginAtNotIn applies the NotIn predicate on the "last_login_at" field.
-func LastLoginAtNotIn(vs ...time.Time) predicate.User {
-	return predicate.User(sql.FieldNotIn(FieldLastLoginAt, vs...))
+// StatusNotIn applies the NotIn predicate on the "status" field.
+func StatusNotIn(vs ...Status) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldStatus, vs...))
 }
 
-// LastLoginAtGT applies the GT predicate on the "last_login_at" field.
-func LastLoginAtGT(v time.Time) predicate.User {
-	return predicate.User(sql.FieldGT(FieldLastLoginAt, v))
+// BannedUntilEQ applies the EQ predicate on the "banned_until" field.
+func BannedUntilEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldBannedUntil, v))
 }
 
-// LastLoginAtGTE applies the GTE predicate on the "last_login_at" field.
-func LastLoginAtGTE(v time.Time) predicate.User {
-	return predicate.User(sql.FieldGTE(FieldLastLoginAt, v))
+// BannedUntilNEQ applies the NEQ predicate on the "banned_until" field.
+func BannedUntilNEQ(v time.Time) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldBannedUntil, v))
 }
 
-// LastLoginAtLT applies the LT predicate on the "last_login_at" field.
-func LastLoginAtLT(v time.Time) predicate.User {
-	return predicate.User(sql.FieldLT(FieldLastLoginAt, v))
+// BannedUntilIn applies the In predicate on the "banned_until" field.
+func BannedUntilIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldIn(FieldBannedUntil, vs...))
 }
 
-// LastLoginAtLTE applies the LTE predicate on the "last_login_at" field.
-func LastLoginAtLTE(v time.Time) predicate.User {
-	return predicate.User(sql.FieldLTE(FieldLastLoginAt, v))
+// BannedUntilNotIn applies the NotIn predicate on the "banned_until" field.
+func BannedUntilNotIn(vs ...time.Time) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldBannedUntil, vs...))
 }
 
-// LastLoginAtIsNil applies the IsNil predicate on the "last_login_at" field.
-func LastLoginAtIsNil() predicate.User {
-	return predicate.User(sql.FieldIsNull(FieldLastLoginAt))
+// BannedUntilGT applies the GT predicate on the "banned_until" field.
+func BannedUntilGT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGT(FieldBannedUntil, v))
 }
 
-// LastLoginAtNotNil applies the NotNil predicate on the "last_login_at" field.
-func LastLoginAtNotNil() predicate.User {
-	return predicate.User(sql.FieldNotNull(FieldLastLoginAt))
+// BannedUntilGTE applies the GTE predicate on the "banned_until" field.
+func BannedUntilGTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldBannedUntil, v))
+}
+
+// BannedUntilLT applies the LT predicate on the "banned_until" field.
+func BannedUntilLT(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLT(FieldBannedUntil, v))
+}
+
+// BannedUntilLTE applies the LTE predicate on the "banned_until" field.
+func BannedUntilLTE(v time.Time) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldBannedUntil, v))
+}
+
+// BannedUntilIsNil applies the IsNil predicate on the "banned_until" field.
+func BannedUntilIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldBannedUntil))
+}
+
+// BannedUntilNotNil applies the NotNil predicate on the "banned_until" field.
+func BannedUntilNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldBannedUntil))
+}
+
+// BanReasonEQ applies the EQ predicate on the "ban_reason" field.
+func BanReasonEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldBanReason, v))
+}
+
+// BanReasonNEQ applies the NEQ predicate on the "ban_reason" field.
+func BanReasonNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldBanReason, v))
+}
+
+// BanReasonIn applies the In predicate on the "ban_reason" field.
+func BanReasonIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldBanReason, vs...))
+}
+
+// BanReasonNotIn applies the NotIn predicate on the "ban_reason" field.
+func BanReasonNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldBanReason, vs...))
+}
+
+// BanReasonGT applies the GT predicate on the "ban_reason" field.
+func BanReasonGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldBanReason, v))
+}
+
+// BanReasonGTE applies the GTE predicate on the "ban_reason" field.
+func BanReasonGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldBanReason, v))
+}
+
+// BanReasonLT applies the LT predicate on the "ban_reason" field.
+func BanReasonLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldBanReason, v))
+}
+
+// BanReasonLTE applies the LTE predicate on the "ban_reason" field.
+func BanReasonLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldBanReason, v))
+}
+
+// BanReasonContains applies the Contains predicate on the "ban_reason" field.
+func BanReasonContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldBanReason, v))
+}
+
+// BanReasonHasPrefix applies the HasPrefix predicate on the "ban_reason" field.
+func BanReasonHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldBanReason, v))
+}
+
+// BanReasonHasSuffix applies the HasSuffix predicate on the "ban_reason" field.
+func BanReasonHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldBanReason, v))
+}
+
+// BanReasonIsNil applies the IsNil predicate on the "ban_reason" field.
+func BanReasonIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldBanReason))
+}
+
+// BanReasonNotNil applies the NotNil predicate on the "ban_reason" field.
+func BanReasonNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldBanReason))
+}
+
+// BanReasonEqualFold applies the EqualFold predicate on the "ban_reason" field.
+func BanReasonEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldBanReason, v))
+}
+
+// BanReasonContainsFold applies the ContainsFold predicate on the "ban_reason" field.
+func BanReasonContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldBanReason, v))
+}
+
+// MergedIntoEQ applies the EQ predicate on the "merged_into" field.
+func MergedIntoEQ(v int) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldMergedInto, v))
+}
+
+// MergedIntoNEQ applies the NEQ predicate on the "merged_into" field.
+func MergedIntoNEQ(v int) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldMergedInto, v))
+}
+
+// MergedIntoIn applies the In predicate on the "merged_into" field.
+func MergedIntoIn(vs ...int) predicate.User {
+	return predicate.User(sql.FieldIn(FieldMergedInto, vs...))
+}
+
+// MergedIntoNotIn applies the NotIn predicate on the "merged_into" field.
+func MergedIntoNotIn(vs ...int) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldMergedInto, vs...))
+}
+
+// MergedIntoGT applies the GT predicate on the "merged_into" field.
+func MergedIntoGT(v int) predicate.User {
+	return predicate.User(sql.FieldGT(FieldMergedInto, v))
+}
+
+// MergedIntoGTE applies the GTE predicate on the "merged_into" field.
+func MergedIntoGTE(v int) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldMergedInto, v))
+}
+
+// MergedIntoLT applies the LT predicate on the "merged_into" field.
+func MergedIntoLT(v int) predicate.User {
+	return predicate.User(sql.FieldLT(FieldMergedInto, v))
+}
+
+// MergedIntoLTE applies the LTE predicate on the "merged_into" field.
+func MergedIntoLTE(v int) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldMergedInto, v))
+}
+
+// MergedIntoIsNil applies the IsNil predicate on the "merged_into" field.
+func MergedIntoIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldMergedInto))
+}
+
+// MergedIntoNotNil applies the NotNil predicate on the "merged_into" field.
+func MergedIntoNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldMergedInto))
+}
+
+// HasIdentities applies the HasEdge predicate on the "identities" edge.
+func HasIdentities() predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, IdentitiesTable, IdentitiesColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasIdentitiesWith applies the HasEdge predicate on the "identities" edge with a given conditions (other predicates).
+func HasIdentitiesWith(preds ...predicate.Identity) predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := newIdentitiesStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasUnionLinks applies the HasEdge predicate on the "union_links" edge.
+func HasUnionLinks() predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, UnionLinksTable, UnionLinksColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasUnionLinksWith applies the HasEdge predicate on the "union_links" edge with a given conditions (other predicates).
+func HasUnionLinksWith(preds ...predicate.UnionLink) predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := newUnionLinksStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
 }
 
 // HasSessions applies the HasEdge predicate on the "sessions" edge.

@@ -1,10 +1,31 @@
-// Package user keeps mini program users in the database through ent: the
-// find-or-create at login (one user per (appid, openid), even under
-// concurrent first logins), the server-side session_key, and the profile.
+// Package user keeps people and their identities in the database through
+// ent. A user is a person (profile, phone, status); an identity is one
+// account of theirs on one app (provider, appid, openid, optional unionid,
+// its own server-side session_key and last login). A user has one or more
+// identities.
 //
-// Module provides [Store] (an [*EntStore]). An application that keeps users
-// elsewhere provides its own Store with fx.Decorate(func(Store) Store {...})
-// or replaces the module; the HTTP handlers only see the interface.
+// Login through an app finds the identity by (provider, appid, openid) and
+// so its user; else, when the platform gave a unionid that already belongs
+// to a user, attaches a new identity to that user; else creates the user
+// and the identity. All of it is atomic: concurrent first logins of one
+// person through two apps make exactly one user (UnionLink's unique key).
+//
+// An identity may learn its unionid late (the app was bound to the Open
+// Platform later, or the unionid first arrives in decrypted user info). If
+// that unionid already belongs to another user, the two are one person and
+// are merged in one transaction: the older user survives, the other's
+// identities move over, profile fields fill only where the survivor's are
+// empty, the merge hooks of business modules run in the same transaction
+// (a failing hook aborts everything: [ErrMergeAborted]), and the listeners
+// hear [Merged] after the commit. config.Identity.Merge "off" records the
+// unionid on the identity instead, with a warning.
+//
+// # Replacing parts with fx
+//
+// [Module] provides [Store] (an *[EntStore]). An application may
+//   - join the merge with its own rows: fx.Provide(user.AsMergeHook(func(ctx context.Context, tx *ent.Tx, from, into int) error {…}));
+//   - hear what happens to users: fx.Provide(user.AsListener(func(ctx context.Context, e user.Event) {…}));
+//   - wrap or replace the store: fx.Decorate(func(s user.Store) user.Store { return myStore{s} }).
 package user
 
 import (
@@ -17,18 +38,16 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"go.uber.org/fx"
+	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/ent"
+	entidentity "github.com/wxlogin/wxlogin/ent/identity"
+	"github.com/wxlogin/wxlogin/ent/predicate"
+	entunionlink "github.com/wxlogin/wxlogin/ent/unionlink"
 	entuser "github.com/wxlogin/wxlogin/ent/user"
 )
 
-// Module provides the ent-backed Store.
-var Module = fx.Module("user",
-	fx.Provide(fx.Annotate(NewEntStore, fx.As(new(Store)))),
-)
-
-// ErrNotFound means no user has the given id.
+// ErrNotFound means no (active) user or identity answers to the given key.
 var ErrNotFound = errors.New("user: not found")
 
 // ValidationError says which profile field is wrong and why.
@@ -45,98 +64,444 @@ const (
 	MaxAvatarURLLen  = 1024
 )
 
-// LoginInput is what code2Session told us about the device's user.
+// IdentityKey names one identity: one account on one app.
+type IdentityKey struct {
+	Provider, AppID, OpenID string
+}
+
+// KeyOf returns the key of an identity row.
+func KeyOf(id *ent.Identity) IdentityKey {
+	return IdentityKey{Provider: id.Provider, AppID: id.Appid, OpenID: id.Openid}
+}
+
+// LoginInput is what the platform told us about the device's user.
 type LoginInput struct {
-	AppID, OpenID, UnionID string
-	// SessionKey is the user's newest session_key; it is stored, never returned.
+	// Provider is the platform ("wechat", …), Kind the app's kind
+	// ("miniprogram" or "oauth").
+	Provider, Kind string
+	AppID, OpenID  string
+	// UnionID is the platform-scoped id; empty when the platform gave none.
+	UnionID string
+	// SessionKey is the identity's newest session_key (empty where the
+	// platform has none); it is stored, never returned.
 	SessionKey string
+	// Nickname and AvatarURL fill the user's profile where it is empty (a
+	// profile the platform handed over with the login).
+	Nickname, AvatarURL string
+}
+
+// Key returns the identity key of the input.
+func (in LoginInput) Key() IdentityKey {
+	return IdentityKey{Provider: in.Provider, AppID: in.AppID, OpenID: in.OpenID}
+}
+
+func (in LoginInput) check() error {
+	switch {
+	case in.Provider == "" || in.AppID == "" || in.OpenID == "":
+		return errors.New("user: login needs provider, appid and openid")
+	case len(in.Provider) > 16 || len(in.AppID) > 64 || len(in.OpenID) > 128 || len(in.UnionID) > 128 ||
+		len(in.SessionKey) > 128 || len(in.Kind) > 16:
+		return errors.New("user: login identity fields are too long")
+	}
+	return nil
+}
+
+// LoginResult is the outcome of a login.
+type LoginResult struct {
+	// User is the user, with Edges.Identities loaded.
+	User *ent.User
+	// Identity is the identity logged in with.
+	Identity *ent.Identity
+	// Created is true when this login created the user (a first login).
+	Created bool
+	// Merged is set when this login found two users to be one person.
+	Merged *Merged
 }
 
 // ProfileUpdate changes the fields that are non-nil.
 type ProfileUpdate struct {
 	Nickname  *string
 	AvatarURL *string
-	UnionID   *string
 }
 
 // Phone is a verified phone number.
 type Phone struct {
-	Number      string // with country code as WeChat gives it, e.g. "+86 13800000000" or "13800000000"
+	Number      string // with country code as the platform gives it, e.g. "+86 13800000000" or "13800000000"
 	PureNumber  string // without country code
 	CountryCode string
 }
 
 // Store is what the HTTP layer needs from user storage.
 type Store interface {
-	// Login finds or creates the user and records the new session_key and login time.
-	Login(ctx context.Context, in LoginInput) (*ent.User, error)
-	// Get returns the user or ErrNotFound.
+	// Login finds or creates the user of an identity, records the new
+	// session_key and login time, and links or merges by unionid.
+	Login(ctx context.Context, in LoginInput) (*LoginResult, error)
+	// Get returns the user with its identities, or ErrNotFound for an
+	// unknown, merged or deleted user.
 	Get(ctx context.Context, id int) (*ent.User, error)
+	// Identity returns the identity key names if it belongs to the user,
+	// else ErrNotFound.
+	Identity(ctx context.Context, userID int, key IdentityKey) (*ent.Identity, error)
 	// UpdateProfile validates and applies the update.
 	UpdateProfile(ctx context.Context, id int, up ProfileUpdate) (*ent.User, error)
-	// SetPhone stores a phone number verified by WeChat.
+	// SetPhone stores a phone number a platform verified.
 	SetPhone(ctx context.Context, id int, p Phone) (*ent.User, error)
-	// SetSessionKey replaces the stored session_key (after resetUserSessionKey).
-	SetSessionKey(ctx context.Context, id int, sessionKey string) error
+	// SetSessionKey replaces an identity's stored session_key.
+	SetSessionKey(ctx context.Context, key IdentityKey, sessionKey string) error
+	// LinkUnionID records a unionid learnt after login (decrypted user
+	// info) on the user's identity; it merges users the way Login does.
+	LinkUnionID(ctx context.Context, userID int, key IdentityKey, unionid string) (*LoginResult, error)
 }
 
 // EntStore is the Store on an ent client.
 type EntStore struct {
-	client *ent.Client
-	now    func() time.Time
+	client    *ent.Client
+	now       func() time.Time
+	merge     bool
+	hooks     []MergeHook
+	listeners []Listener
+	log       *zap.Logger
 }
 
 var _ Store = (*EntStore)(nil)
 
-// NewEntStore returns a Store on client.
-func NewEntStore(client *ent.Client) *EntStore {
-	return &EntStore{client: client, now: func() time.Time { return time.Now().UTC() }}
+// Option configures NewEntStore.
+type Option func(*EntStore)
+
+// WithMerge turns merging by unionid on (the default) or off.
+func WithMerge(on bool) Option { return func(s *EntStore) { s.merge = on } }
+
+// WithMergeHooks adds hooks run inside every merge's transaction.
+func WithMergeHooks(hooks ...MergeHook) Option {
+	return func(s *EntStore) { s.hooks = append(s.hooks, hooks...) }
 }
 
-// Login upserts on the unique (appid, openid) key, so concurrent first
-// logins of one openid create exactly one row; a unionid is only ever
-// added, never erased by a login that lacks it.
-func (s *EntStore) Login(ctx context.Context, in LoginInput) (*ent.User, error) {
-	if in.AppID == "" || in.OpenID == "" || in.SessionKey == "" {
-		return nil, errors.New("user: login needs appid, openid and session_key")
+// WithListeners adds listeners told about users after each commit.
+func WithListeners(ls ...Listener) Option {
+	return func(s *EntStore) { s.listeners = append(s.listeners, ls...) }
+}
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l *zap.Logger) Option { return func(s *EntStore) { s.log = l.Named("user") } }
+
+// WithClock sets the clock (tests).
+func WithClock(now func() time.Time) Option {
+	return func(s *EntStore) { s.now = func() time.Time { return now().UTC() } }
+}
+
+// NewEntStore returns a Store on client; merging is on unless WithMerge(false).
+func NewEntStore(client *ent.Client, opts ...Option) *EntStore {
+	s := &EntStore{client: client, now: func() time.Time { return time.Now().UTC() }, merge: true, log: zap.NewNop()}
+	for _, o := range opts {
+		o(s)
 	}
+	return s
+}
+
+// loginAttempts bounds the retries of a login that lost a race against a
+// concurrent first login of the same person (a unique key said so).
+const loginAttempts = 8
+
+// Login finds or creates the identity's user. See the package doc.
+func (s *EntStore) Login(ctx context.Context, in LoginInput) (*LoginResult, error) {
+	if err := in.check(); err != nil {
+		return nil, err
+	}
+	for range loginAttempts {
+		res, err := s.login(ctx, in)
+		if errors.Is(err, errRaced) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.notify(ctx, res, true)
+		return res, nil
+	}
+	return nil, fmt.Errorf("user: login lost %d races in a row", loginAttempts)
+}
+
+// errRaced means a concurrent login won a unique key: start again.
+var errRaced = errors.New("user: concurrent login, try again")
+
+func (s *EntStore) login(ctx context.Context, in LoginInput) (*LoginResult, error) {
 	now := s.now()
-	create := s.client.User.Create().
-		SetAppid(in.AppID).
-		SetOpenid(in.OpenID).
-		SetSessionKey(in.SessionKey).
+	key := in.Key()
+	// Fast path: a known identity whose unionid is what the platform says
+	// (or the platform said none): one UPDATE, then the read.
+	upd := s.client.Identity.Update().
+		Where(identityIs(key)).
 		SetLastLoginAt(now).
-		SetCreatedAt(now).
 		SetUpdatedAt(now)
 	if in.UnionID != "" {
-		create.SetUnionid(in.UnionID)
+		upd.Where(entidentity.Unionid(in.UnionID))
 	}
-	err := create.
-		OnConflictColumns(entuser.FieldAppid, entuser.FieldOpenid).
-		Update(func(u *ent.UserUpsert) {
-			u.SetSessionKey(in.SessionKey)
-			u.SetLastLoginAt(now)
-			u.SetUpdatedAt(now)
-			if in.UnionID != "" {
-				u.SetUnionid(in.UnionID)
+	if in.SessionKey != "" {
+		upd.SetSessionKey(in.SessionKey)
+	}
+	if in.Kind != "" {
+		upd.SetKind(in.Kind)
+	}
+	n, err := upd.Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("user: login: %w", err)
+	}
+	if n == 1 {
+		u, err := s.loadByIdentity(ctx, s.client, key)
+		if err != nil {
+			return nil, err
+		}
+		if u, err = s.fillProfile(ctx, s.client, u, in); err != nil {
+			return nil, err
+		}
+		return &LoginResult{User: u, Identity: identityIn(u, key)}, nil
+	}
+	// Slow path: a new identity, or a unionid learnt now.
+	var res *LoginResult
+	err = s.inTx(ctx, func(tx *ent.Tx) error {
+		var err error
+		res, err = s.loginTx(ctx, tx, in, now)
+		return err
+	})
+	return res, err
+}
+
+func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now time.Time) (*LoginResult, error) {
+	key := in.Key()
+	c := tx.Client()
+	res := &LoginResult{}
+	id, err := c.Identity.Query().Where(identityIs(key)).Only(ctx)
+	switch {
+	case err == nil:
+		if in.UnionID != "" && (id.Unionid == nil || *id.Unionid != in.UnionID) {
+			if res.Merged, err = s.linkUnion(ctx, tx, id, in.UnionID); err != nil {
+				return nil, err
 			}
-		}).
-		Exec(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("user: login upsert: %w", err)
+		}
+		upd := c.Identity.UpdateOneID(id.ID).SetLastLoginAt(now).SetUpdatedAt(now)
+		if in.SessionKey != "" {
+			upd.SetSessionKey(in.SessionKey)
+		}
+		if in.Kind != "" {
+			upd.SetKind(in.Kind)
+		}
+		if err := upd.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("user: login: %w", err)
+		}
+	case ent.IsNotFound(err):
+		userID := 0
+		if in.UnionID != "" {
+			link, err := c.UnionLink.Query().Where(entunionlink.Provider(in.Provider), entunionlink.Unionid(in.UnionID)).Only(ctx)
+			switch {
+			case err == nil:
+				userID = link.UserID
+			case !ent.IsNotFound(err):
+				return nil, fmt.Errorf("user: login: read unionid: %w", err)
+			}
+		}
+		if userID == 0 {
+			u, err := c.User.Create().SetCreatedAt(now).SetUpdatedAt(now).Save(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("user: create: %w", err)
+			}
+			userID, res.Created = u.ID, true
+			if in.UnionID != "" {
+				err := c.UnionLink.Create().SetProvider(in.Provider).SetUnionid(in.UnionID).SetUserID(userID).SetCreatedAt(now).Exec(ctx)
+				if ent.IsConstraintError(err) {
+					return nil, errRaced // another first login of this person created the link
+				}
+				if err != nil {
+					return nil, fmt.Errorf("user: link unionid: %w", err)
+				}
+			}
+		}
+		create := c.Identity.Create().
+			SetProvider(in.Provider).SetKind(orDefault(in.Kind, "miniprogram")).
+			SetAppid(in.AppID).SetOpenid(in.OpenID).
+			SetSessionKey(in.SessionKey).
+			SetLastLoginAt(now).SetCreatedAt(now).SetUpdatedAt(now).
+			SetUserID(userID)
+		if in.UnionID != "" {
+			create.SetUnionid(in.UnionID)
+		}
+		if err := create.Exec(ctx); ent.IsConstraintError(err) {
+			return nil, errRaced // a concurrent first login of this identity
+		} else if err != nil {
+			return nil, fmt.Errorf("user: create identity: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("user: login: %w", err)
 	}
-	u, err := s.client.User.Query().
-		Where(entuser.Appid(in.AppID), entuser.Openid(in.OpenID)).
-		Only(ctx)
+	u, err := s.loadByIdentity(ctx, c, key)
 	if err != nil {
-		return nil, fmt.Errorf("user: load after login: %w", err)
+		return nil, err
+	}
+	if u, err = s.fillProfile(ctx, c, u, in); err != nil {
+		return nil, err
+	}
+	res.User, res.Identity = u, identityIn(u, key)
+	return res, nil
+}
+
+// linkUnion gives identity id the unionid: it records which user owns the
+// unionid when nobody does, and merges id's user with the owner when it is
+// another user (or, with merging off, only records it on the identity).
+func (s *EntStore) linkUnion(ctx context.Context, tx *ent.Tx, id *ent.Identity, unionid string) (*Merged, error) {
+	c := tx.Client()
+	now := s.now()
+	if err := c.Identity.UpdateOneID(id.ID).SetUnionid(unionid).SetUpdatedAt(now).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("user: record unionid: %w", err)
+	}
+	link, err := c.UnionLink.Query().Where(entunionlink.Provider(id.Provider), entunionlink.Unionid(unionid)).Only(ctx)
+	if ent.IsNotFound(err) {
+		err := c.UnionLink.Create().SetProvider(id.Provider).SetUnionid(unionid).SetUserID(id.UserID).SetCreatedAt(now).Exec(ctx)
+		if ent.IsConstraintError(err) {
+			return nil, errRaced
+		}
+		if err != nil {
+			return nil, fmt.Errorf("user: link unionid: %w", err)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("user: read unionid: %w", err)
+	}
+	if link.UserID == id.UserID {
+		return nil, nil
+	}
+	if !s.merge {
+		s.log.Warn("a unionid learnt late belongs to another user; merging is off (APP_IDENTITY_MERGE=off), so both users stay",
+			zap.Int("user_id", id.UserID), zap.Int("unionid_user_id", link.UserID))
+		return nil, nil
+	}
+	a, err := c.User.Get(ctx, id.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("user: read user: %w", err)
+	}
+	b, err := c.User.Get(ctx, link.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("user: read user: %w", err)
+	}
+	into, from := older(a, b)
+	if err := s.mergeTx(ctx, tx, from, into); err != nil {
+		return nil, err
+	}
+	return &Merged{From: from.ID, Into: into.ID}, nil
+}
+
+// older orders two users: the one created first (the lower id on a tie)
+// comes first.
+func older(a, b *ent.User) (first, second *ent.User) {
+	if b.CreatedAt.Before(a.CreatedAt) || (b.CreatedAt.Equal(a.CreatedAt) && b.ID < a.ID) {
+		return b, a
+	}
+	return a, b
+}
+
+// LinkUnionID records a unionid learnt after login on the caller's identity.
+func (s *EntStore) LinkUnionID(ctx context.Context, userID int, key IdentityKey, unionid string) (*LoginResult, error) {
+	if unionid == "" || len(unionid) > 128 {
+		return nil, &ValidationError{Field: "unionid", Reason: "must be 1 to 128 characters"}
+	}
+	for range loginAttempts {
+		var res *LoginResult
+		err := s.inTx(ctx, func(tx *ent.Tx) error {
+			c := tx.Client()
+			id, err := c.Identity.Query().Where(identityIs(key), entidentity.UserID(userID)).Only(ctx)
+			if ent.IsNotFound(err) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("user: read identity: %w", err)
+			}
+			res = &LoginResult{}
+			if id.Unionid == nil || *id.Unionid != unionid {
+				if res.Merged, err = s.linkUnion(ctx, tx, id, unionid); err != nil {
+					return err
+				}
+			}
+			if res.User, err = s.loadByIdentity(ctx, c, key); err != nil {
+				return err
+			}
+			res.Identity = identityIn(res.User, key)
+			return nil
+		})
+		if errors.Is(err, errRaced) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.notify(ctx, res, false)
+		return res, nil
+	}
+	return nil, fmt.Errorf("user: linking a unionid lost %d races in a row", loginAttempts)
+}
+
+// fillProfile sets the nickname and avatar the platform handed over where
+// the user has none; values that do not validate are ignored.
+func (s *EntStore) fillProfile(ctx context.Context, c *ent.Client, u *ent.User, in LoginInput) (*ent.User, error) {
+	upd := c.User.UpdateOneID(u.ID)
+	changed := false
+	if u.Nickname == "" && in.Nickname != "" {
+		if n, err := ValidateNickname(in.Nickname); err == nil {
+			upd.SetNickname(n)
+			changed = true
+		}
+	}
+	if u.AvatarURL == "" && in.AvatarURL != "" {
+		if a, err := ValidateAvatarURL(in.AvatarURL); err == nil && a != "" {
+			upd.SetAvatarURL(a)
+			changed = true
+		}
+	}
+	if !changed {
+		return u, nil
+	}
+	ids := u.Edges.Identities
+	u, err := upd.SetUpdatedAt(s.now()).Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("user: fill profile: %w", err)
+	}
+	u.Edges.Identities = ids
+	return u, nil
+}
+
+// loadByIdentity reads the active user owning key, with its identities.
+func (s *EntStore) loadByIdentity(ctx context.Context, c *ent.Client, key IdentityKey) (*ent.User, error) {
+	u, err := c.User.Query().
+		Where(entuser.HasIdentitiesWith(identityIs(key)), entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).
+		WithIdentities(func(q *ent.IdentityQuery) { q.Order(ent.Asc(entidentity.FieldID)) }).
+		Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("user: load: %w", err)
 	}
 	return u, nil
 }
 
-// Get returns the user with id.
+// identityIn returns the user's loaded identity named by key.
+func identityIn(u *ent.User, key IdentityKey) *ent.Identity {
+	for _, id := range u.Edges.Identities {
+		if KeyOf(id) == key {
+			return id
+		}
+	}
+	return nil
+}
+
+func identityIs(key IdentityKey) predicate.Identity {
+	return entidentity.And(entidentity.Provider(key.Provider), entidentity.Appid(key.AppID), entidentity.Openid(key.OpenID))
+}
+
+// Get returns the user with its identities.
 func (s *EntStore) Get(ctx context.Context, id int) (*ent.User, error) {
-	u, err := s.client.User.Get(ctx, id)
+	u, err := s.client.User.Query().
+		Where(entuser.ID(id), entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).
+		WithIdentities(func(q *ent.IdentityQuery) { q.Order(ent.Asc(entidentity.FieldID)) }).
+		Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, ErrNotFound
 	}
@@ -146,9 +511,23 @@ func (s *EntStore) Get(ctx context.Context, id int) (*ent.User, error) {
 	return u, nil
 }
 
+// Identity returns the identity key names if it belongs to the user.
+func (s *EntStore) Identity(ctx context.Context, userID int, key IdentityKey) (*ent.Identity, error) {
+	id, err := s.client.Identity.Query().Where(identityIs(key), entidentity.UserID(userID)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("user: read identity: %w", err)
+	}
+	return id, nil
+}
+
 // UpdateProfile validates every given field before writing any.
 func (s *EntStore) UpdateProfile(ctx context.Context, id int, up ProfileUpdate) (*ent.User, error) {
-	upd := s.client.User.UpdateOneID(id).SetUpdatedAt(s.now())
+	upd := s.client.User.UpdateOneID(id).
+		Where(entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).
+		SetUpdatedAt(s.now())
 	if up.Nickname != nil {
 		n, err := ValidateNickname(*up.Nickname)
 		if err != nil {
@@ -163,9 +542,6 @@ func (s *EntStore) UpdateProfile(ctx context.Context, id int, up ProfileUpdate) 
 		}
 		upd.SetAvatarURL(a)
 	}
-	if up.UnionID != nil && *up.UnionID != "" {
-		upd.SetUnionid(*up.UnionID)
-	}
 	return s.save(ctx, upd)
 }
 
@@ -176,19 +552,28 @@ func (s *EntStore) SetPhone(ctx context.Context, id int, p Phone) (*ent.User, er
 		number = p.Number
 	}
 	if number == "" || len(number) > 32 {
-		return nil, &ValidationError{Field: "phone", Reason: "WeChat returned no usable phone number"}
+		return nil, &ValidationError{Field: "phone", Reason: "the platform returned no usable phone number"}
 	}
-	upd := s.client.User.UpdateOneID(id).SetUpdatedAt(s.now()).SetPhone(number)
+	upd := s.client.User.UpdateOneID(id).
+		Where(entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).
+		SetUpdatedAt(s.now()).SetPhone(number)
 	if p.CountryCode != "" && len(p.CountryCode) <= 8 {
 		upd.SetPhoneCountryCode(p.CountryCode)
 	}
 	return s.save(ctx, upd)
 }
 
-// SetSessionKey replaces the stored session_key.
-func (s *EntStore) SetSessionKey(ctx context.Context, id int, sessionKey string) error {
-	_, err := s.save(ctx, s.client.User.UpdateOneID(id).SetUpdatedAt(s.now()).SetSessionKey(sessionKey))
-	return err
+// SetSessionKey replaces an identity's stored session_key.
+func (s *EntStore) SetSessionKey(ctx context.Context, key IdentityKey, sessionKey string) error {
+	n, err := s.client.Identity.Update().Where(identityIs(key)).
+		SetSessionKey(sessionKey).SetUpdatedAt(s.now()).Save(ctx)
+	if err != nil {
+		return fmt.Errorf("user: store session key: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 func (s *EntStore) save(ctx context.Context, upd *ent.UserUpdateOne) (*ent.User, error) {
@@ -199,7 +584,30 @@ func (s *EntStore) save(ctx context.Context, upd *ent.UserUpdateOne) (*ent.User,
 	if err != nil {
 		return nil, fmt.Errorf("user: update: %w", err)
 	}
-	return u, nil
+	return s.Get(ctx, u.ID)
+}
+
+// inTx runs fn in a transaction, committed when fn returns nil.
+func (s *EntStore) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	tx, err := s.client.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("user: begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("user: commit: %w", err)
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // ValidateNickname trims n and checks it is valid UTF-8, printable, and
