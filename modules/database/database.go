@@ -20,6 +20,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"entgo.io/ent/dialect/sql/schema"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -201,14 +202,104 @@ func sqliteDSN(dsn string) (string, error) {
 // (several apps, parallel tests) would race.
 var migrateMu sync.Mutex
 
-// Migrate creates or updates the schema.
+// Migrate creates or updates the schema. A database written by the
+// single-app schema (users keyed by appid and openid) is carried forward:
+// every old user becomes a user with one WeChat mini-program identity, and
+// the old columns go. An interrupted run resumes where it stopped; running
+// it again changes nothing.
 func Migrate(ctx context.Context, client *ent.Client) error {
 	migrateMu.Lock()
 	defer migrateMu.Unlock()
-	if err := client.Schema.Create(ctx); err != nil {
+	legacy, err := hasColumn(ctx, client, "users", "openid")
+	if err != nil {
 		return fmt.Errorf("database: migrate: %w", err)
 	}
+	if legacy {
+		// The schema change below drops the old columns (on SQLite ent
+		// rebuilds the table without them whatever the options), so what
+		// they hold is staged first.
+		for _, stmt := range []string{"DROP TABLE IF EXISTS " + stagingTable, stageSingleAppUsers} {
+			if _, err := client.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("database: migrate: stage the single-app users: %w", err)
+			}
+		}
+	}
+	if err := client.Schema.Create(ctx, schema.WithDropColumn(legacy), schema.WithDropIndex(legacy)); err != nil {
+		return fmt.Errorf("database: migrate: %w", err)
+	}
+	staged, err := hasColumn(ctx, client, stagingTable, "openid")
+	if err != nil {
+		return fmt.Errorf("database: migrate: %w", err)
+	}
+	if !staged {
+		return nil
+	}
+	if err := copySingleAppUsers(ctx, client); err != nil {
+		return fmt.Errorf("database: migrate single-app users to identities: %w", err)
+	}
 	return nil
+}
+
+// hasColumn reports whether table exists and has column.
+func hasColumn(ctx context.Context, client *ent.Client, table, column string) (bool, error) {
+	rows, err := client.QueryContext(ctx, "SELECT "+column+" FROM "+table+" WHERE 1 = 0")
+	if err != nil {
+		if isMissingTable(err) || isMissingColumn(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, rows.Close()
+}
+
+// stagingTable holds the single-app users' identity columns while the
+// schema changes; it is dropped once they are copied.
+const stagingTable = "wxlogin_single_app_users"
+
+const stageSingleAppUsers = `CREATE TABLE ` + stagingTable + ` AS
+	SELECT id, created_at, updated_at, appid, openid, unionid, session_key, last_login_at FROM users`
+
+// singleAppCopy moves the staged columns into identities and unionid
+// links; each statement skips what an interrupted earlier run copied.
+// When several old users share a unionid (a deployment that changed its
+// AppID over time), the oldest owns it and the others keep theirs
+// unrecorded: their next login, which brings the unionid again, merges them
+// the usual way (merge hooks included).
+var singleAppCopy = []string{
+	`INSERT INTO identities (created_at, updated_at, provider, kind, appid, openid, unionid, session_key, last_login_at, user_id)
+	 SELECT u.created_at, u.updated_at, 'wechat', 'miniprogram', u.appid, u.openid,
+	        CASE WHEN u.unionid IS NULL OR u.unionid = '' OR EXISTS (
+	               SELECT 1 FROM ` + stagingTable + ` o WHERE o.unionid = u.unionid AND o.id < u.id) THEN NULL ELSE u.unionid END,
+	        u.session_key, u.last_login_at, u.id
+	 FROM ` + stagingTable + ` u
+	 WHERE EXISTS (SELECT 1 FROM users x WHERE x.id = u.id)
+	   AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.provider = 'wechat' AND i.appid = u.appid AND i.openid = u.openid)`,
+	`INSERT INTO union_links (provider, unionid, user_id, created_at)
+	 SELECT 'wechat', u.unionid, u.id, u.created_at
+	 FROM ` + stagingTable + ` u
+	 WHERE u.unionid IS NOT NULL AND u.unionid <> ''
+	   AND EXISTS (SELECT 1 FROM users x WHERE x.id = u.id)
+	   AND NOT EXISTS (SELECT 1 FROM ` + stagingTable + ` o WHERE o.unionid = u.unionid AND o.id < u.id)
+	   AND NOT EXISTS (SELECT 1 FROM union_links l WHERE l.provider = 'wechat' AND l.unionid = u.unionid)`,
+}
+
+func copySingleAppUsers(ctx context.Context, client *ent.Client) error {
+	tx, err := client.Tx(ctx)
+	if err != nil {
+		return err
+	}
+	for _, stmt := range singleAppCopy {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// DDL commits on its own on MySQL: only after the copy is safe.
+	_, err = client.ExecContext(ctx, "DROP TABLE "+stagingTable)
+	return err
 }
 
 // Ping checks the database answers.
@@ -236,4 +327,18 @@ func isMissingTable(err error) bool {
 	}
 	s := err.Error()
 	return strings.Contains(s, "no such table") || strings.Contains(s, "doesn't exist")
+}
+
+// isMissingColumn recognises "column not found": SQLite's message, MySQL's
+// 1054 and PostgreSQL's 42703 (undefined_column).
+func isMissingColumn(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "42703"
+	}
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) {
+		return myErr.Number == 1054
+	}
+	return strings.Contains(err.Error(), "no such column")
 }

@@ -38,7 +38,7 @@ func TestModule(t *testing.T) {
 			app := fxtest.New(t, fx.Supply(cfg, zap.NewNop()), database.Module, fx.Populate(&client, &checks))
 			app.RequireStart()
 			ctx := context.Background()
-			u, err := client.User.Create().SetAppid("wx").SetOpenid("o").Save(ctx)
+			u, err := client.User.Create().Save(ctx)
 			require.NoError(t, err, "the schema was migrated at start")
 			require.NotZero(t, u.ID)
 			require.Len(t, checks.All, 1)
@@ -114,12 +114,12 @@ func TestTimesRoundTrip(t *testing.T) {
 				// SQLite keeps the offset it is given; the stores write UTC.
 				in = at.UTC()
 			}
-			u, err := client.User.Create().SetAppid("wx").SetOpenid("o").SetLastLoginAt(in).Save(ctx)
+			u, err := client.User.Create().SetBannedUntil(in).Save(ctx)
 			require.NoError(t, err)
 			got, err := client.User.Get(ctx, u.ID)
 			require.NoError(t, err)
-			require.Equal(t, time.UTC, got.LastLoginAt.Location())
-			require.True(t, at.Equal(*got.LastLoginAt), "stored %s, read %s", at, got.LastLoginAt)
+			require.Equal(t, time.UTC, got.BannedUntil.Location())
+			require.True(t, at.Equal(*got.BannedUntil), "stored %s, read %s", at, got.BannedUntil)
 			require.Equal(t, time.UTC, got.CreatedAt.Location())
 		})
 	}
