@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/internal/wxcrypto"
 )
 
@@ -39,31 +40,44 @@ func badInput(code, format string, args ...any) *InputError {
 	return &InputError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// LoginRequest is a device's wx.login. Every field is optional.
+// LoginRequest is a device's wx.login (or, for an OAuth app, the user's
+// consent that ends in a redirect with a code). Every field is optional.
 type LoginRequest struct {
-	// OpenID picks the user; a new user with a generated openid when empty.
-	// The same openid is the same user.
+	// AppID picks the app; the first configured one when empty.
+	AppID string `json:"appid,omitempty"`
+	// OpenID picks the user of that app; a new user with a generated openid
+	// when empty. The same openid is the same user.
 	OpenID string `json:"openid,omitempty"`
-	// UnionID sets the user's unionid; an empty one keeps the user's
-	// current unionid (none for a new user).
+	// UnionID is returned by the code's exchange, and only then: leave it
+	// out to play an app not (yet) bound to the Open Platform. It is also
+	// remembered for the user's wx.getUserInfo data.
 	UnionID string `json:"unionid,omitempty"`
 	// SessionKey sets the user's new session_key (24 base64 characters);
-	// a fresh random one when empty.
+	// a fresh random one when empty. Mini programs only.
+	SessionKey string `json:"session_key,omitempty"`
+	// Scope is an OAuth code's scope: snsapi_userinfo (default) or snsapi_base.
+	Scope string `json:"scope,omitempty"`
+	// Nickname and AvatarURL are what /sns/userinfo tells of an OAuth user.
+	Nickname  string `json:"nickname,omitempty"`
+	AvatarURL string `json:"avatar_url,omitempty"`
+	// Snapshot plays an OAuth login from a "snapshot page": WeChat answers
+	// with a virtual user (is_snapshotuser 1).
+	Snapshot bool `json:"snapshot,omitempty"`
+}
+
+// LoginResponse is what the device gets (the code), plus what the code's
+// exchange will return for it, for tests.
+type LoginResponse struct {
+	Code    string `json:"code"`
+	OpenID  string `json:"openid"`
+	UnionID string `json:"unionid"`
+	// SessionKey is absent for OAuth apps, which have none.
 	SessionKey string `json:"session_key,omitempty"`
 }
 
-// LoginResponse is what wx.login gives the device (the code), plus what
-// code2Session will return for it, for tests.
-type LoginResponse struct {
-	Code       string `json:"code"`
-	OpenID     string `json:"openid"`
-	UnionID    string `json:"unionid"`
-	SessionKey string `json:"session_key"`
-}
-
-// Login performs a device's wx.login: it finds or creates the user, gives
-// them a new current session_key (the old one no longer decrypts) and
-// issues a single-use code valid for [CodeTTL].
+// Login performs a device's login in an app: it finds or creates the user,
+// gives a mini-program user a new current session_key (the old one no
+// longer decrypts) and issues a single-use code valid for [CodeTTL].
 func (e *Emulator) Login(req LoginRequest) (LoginResponse, error) {
 	if req.OpenID != "" && !validID(req.OpenID) {
 		return LoginResponse{}, badInput("invalid_openid", "openid must be 1 to 128 characters of A-Z a-z 0-9 - _")
@@ -74,38 +88,85 @@ func (e *Emulator) Login(req LoginRequest) (LoginResponse, error) {
 	if req.SessionKey != "" && !wxcrypto.ValidSessionKey(req.SessionKey) {
 		return LoginResponse{}, badInput("invalid_session_key", "session_key must be 24 characters of standard base64 (16 bytes)")
 	}
-	key := req.SessionKey
-	if key == "" {
-		key = wxcrypto.NewSessionKey()
+	if req.Scope != "" && req.Scope != ScopeUserInfo && req.Scope != ScopeBase {
+		return LoginResponse{}, badInput("invalid_scope", "scope must be %s or %s", ScopeUserInfo, ScopeBase)
+	}
+	if len(req.Nickname) > 256 || len(req.AvatarURL) > 1024 {
+		return LoginResponse{}, badInput("invalid_profile", "nickname or avatar_url is too long")
 	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	a, err := e.app(req.AppID)
+	if err != nil {
+		return LoginResponse{}, err
+	}
+	oauth := a.cfg.Kind == config.KindOAuth
+	if oauth && req.SessionKey != "" {
+		return LoginResponse{}, badInput("invalid_session_key", "OAuth apps have no session_key")
+	}
+	if !oauth && (req.Scope != "" || req.Snapshot || req.Nickname != "" || req.AvatarURL != "") {
+		return LoginResponse{}, badInput("invalid_request", "scope, snapshot, nickname and avatar_url are for OAuth apps; use /emulator/userinfo for a mini program's profile")
+	}
 	now := e.now()
 	e.sweep(now)
 	openID := req.OpenID
 	if openID == "" {
 		openID = newOpenID()
 	}
-	u, found := e.users[openID]
+	u, found := a.users[openID]
 	if !found {
 		u = &user{openID: openID}
-		e.users[openID] = u
+		a.users[openID] = u
 	}
 	if req.UnionID != "" {
 		u.unionID = req.UnionID
 	}
-	u.sessionKey = key
-	code := newCode()
-	e.codes[code] = &loginCode{openID: openID, issued: now}
-	return LoginResponse{Code: code, OpenID: openID, UnionID: u.unionID, SessionKey: key}, nil
+	code := &loginCode{appID: a.cfg.AppID, openID: openID, unionID: req.UnionID, issued: now}
+	resp := LoginResponse{OpenID: openID, UnionID: req.UnionID}
+	if oauth {
+		code.scope, code.snapshot = or(req.Scope, ScopeUserInfo), req.Snapshot
+		if req.Nickname != "" {
+			u.nickname = req.Nickname
+		}
+		if req.AvatarURL != "" {
+			u.avatarURL = req.AvatarURL
+		}
+	} else {
+		key := req.SessionKey
+		if key == "" {
+			key = wxcrypto.NewSessionKey()
+		}
+		u.sessionKey = key
+		resp.SessionKey = key
+	}
+	resp.Code = newCode()
+	e.codes[resp.Code] = code
+	return resp, nil
 }
 
-// SessionKey returns a user's current session_key.
-func (e *Emulator) SessionKey(openID string) (string, bool) {
+// app returns the app with appid, the default one for ""; e.mu must be held.
+func (e *Emulator) app(appid string) (*app, *InputError) {
+	if appid == "" {
+		return e.apps[e.order[0]], nil
+	}
+	a, found := e.apps[appid]
+	if !found {
+		return nil, badInput("unknown_app", "no app has this appid; the emulator serves %s", strings.Join(e.order, ", "))
+	}
+	return a, nil
+}
+
+// SessionKey returns a user's current session_key in an app ("" for the
+// default app).
+func (e *Emulator) SessionKey(appid, openID string) (string, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	u, found := e.users[openID]
+	a, err := e.app(appid)
+	if err != nil {
+		return "", false
+	}
+	u, found := a.users[openID]
 	if !found {
 		return "", false
 	}
@@ -116,6 +177,9 @@ func (e *Emulator) SessionKey(openID string) (string, bool) {
 // fields take the anonymous profile's values ([DefaultNickName],
 // [DefaultAvatarURL], [DefaultLanguage], gender 0, no place).
 type UserInfoRequest struct {
+	// AppID picks the mini program (the default one when empty): the data
+	// is encrypted under the user's session_key there and watermarked with it.
+	AppID     string `json:"appid,omitempty"`
 	OpenID    string `json:"openid"`
 	NickName  string `json:"nickname,omitempty"`
 	AvatarURL string `json:"avatar_url,omitempty"`
@@ -125,9 +189,12 @@ type UserInfoRequest struct {
 	Province string `json:"province,omitempty"`
 	Country  string `json:"country,omitempty"`
 	Language string `json:"language,omitempty"`
-	// AppID overrides the watermark's appid, to produce data that belongs
-	// to another mini program (which the server must refuse).
-	AppID string `json:"appid,omitempty"`
+	// UnionID is the unionId the data carries; the one the user's last
+	// login gave when empty.
+	UnionID string `json:"unionid,omitempty"`
+	// WatermarkAppID overrides the watermark's appid, to produce data that
+	// belongs to another mini program (which the server must refuse).
+	WatermarkAppID string `json:"watermark_appid,omitempty"`
 }
 
 // UserInfoResponse is wx.getUserInfo's answer.
@@ -159,11 +226,14 @@ func (e *Emulator) UserInfo(req UserInfoRequest) (UserInfoResponse, error) {
 		NickName: or(req.NickName, DefaultNickName), Gender: req.Gender, Language: or(req.Language, DefaultLanguage),
 		City: req.City, Province: req.Province, Country: req.Country, AvatarURL: or(req.AvatarURL, DefaultAvatarURL),
 	}
+	if req.UnionID != "" && !validID(req.UnionID) {
+		return UserInfoResponse{}, badInput("invalid_unionid", "unionid must be 1 to 128 characters of A-Z a-z 0-9 - _")
+	}
 	e.mu.Lock()
-	u, err := e.knownUser(req.OpenID)
-	var key, unionID string
+	a, u, err := e.knownUser(req.AppID, req.OpenID)
+	var key, unionID, appID string
 	if err == nil {
-		key, unionID = u.sessionKey, u.unionID
+		key, unionID, appID = u.sessionKey, or(req.UnionID, u.unionID), a.cfg.AppID
 	}
 	now := e.now()
 	e.mu.Unlock()
@@ -174,7 +244,7 @@ func (e *Emulator) UserInfo(req UserInfoRequest) (UserInfoResponse, error) {
 	plain := compactJSON(wxcrypto.UserInfo{
 		OpenID: req.OpenID, NickName: raw.NickName, Gender: raw.Gender, Language: raw.Language,
 		City: raw.City, Province: raw.Province, Country: raw.Country, AvatarURL: raw.AvatarURL, UnionID: unionID,
-		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: or(req.AppID, e.appID)},
+		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: or(req.WatermarkAppID, appID)},
 	})
 	data, iv, encErr := wxcrypto.Encrypt(key, []byte(plain))
 	if encErr != nil { // keys are validated when set
@@ -185,6 +255,8 @@ func (e *Emulator) UserInfo(req UserInfoRequest) (UserInfoResponse, error) {
 
 // PhoneRequest asks for what the phone-number button gives a device.
 type PhoneRequest struct {
+	// AppID picks the mini program (the default one when empty).
+	AppID  string `json:"appid,omitempty"`
 	OpenID string `json:"openid"`
 	// Phone is "13800000000", "+8613800000000" or "+1 4155550100".
 	Phone string `json:"phone"`
@@ -214,21 +286,21 @@ func (e *Emulator) Phone(req PhoneRequest) (PhoneResponse, error) {
 		full = "+" + cc + pure
 	}
 	e.mu.Lock()
-	u, uerr := e.knownUser(req.OpenID)
-	var key string
+	a, u, uerr := e.knownUser(req.AppID, req.OpenID)
+	var key, appID string
 	now := e.now()
 	code := newCode()
 	if uerr == nil {
-		key = u.sessionKey
+		key, appID = u.sessionKey, a.cfg.AppID
 		e.sweep(now)
-		e.phoneCodes[code] = &phoneCode{countryCode: cc, pure: pure, full: full, issued: now}
+		e.phoneCodes[code] = &phoneCode{appID: appID, countryCode: cc, pure: pure, full: full, issued: now}
 	}
 	e.mu.Unlock()
 	if uerr != nil {
 		return PhoneResponse{}, uerr
 	}
 	plain := compactJSON(wxcrypto.PhoneInfo{PhoneNumber: full, PurePhoneNumber: pure, CountryCode: wxcrypto.CountryCode(cc),
-		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: e.appID}})
+		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: appID}})
 	data, iv, encErr := wxcrypto.Encrypt(key, []byte(plain))
 	if encErr != nil {
 		return PhoneResponse{}, encErr
@@ -236,16 +308,23 @@ func (e *Emulator) Phone(req PhoneRequest) (PhoneResponse, error) {
 	return PhoneResponse{Code: code, EncryptedData: data, IV: iv}, nil
 }
 
-// knownUser finds a user by openid; e.mu must be held.
-func (e *Emulator) knownUser(openID string) (*user, *InputError) {
+// knownUser finds a mini program's user by openid; e.mu must be held.
+func (e *Emulator) knownUser(appid, openID string) (*app, *user, *InputError) {
+	a, err := e.app(appid)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.cfg.Kind != config.KindMiniProgram {
+		return nil, nil, badInput("invalid_request", "this device call is for mini programs; %s is an OAuth app", a.cfg.AppID)
+	}
 	if openID == "" {
-		return nil, badInput("invalid_openid", "openid is required")
+		return nil, nil, badInput("invalid_openid", "openid is required")
 	}
-	u, found := e.users[openID]
+	u, found := a.users[openID]
 	if !found {
-		return nil, badInput("unknown_openid", "no user has this openid; call /emulator/login first")
+		return nil, nil, badInput("unknown_openid", "no user of this app has this openid; call /emulator/login first")
 	}
-	return u, nil
+	return a, u, nil
 }
 
 func parsePhone(phone, cc string) (countryCode, pure string, err error) {

@@ -43,13 +43,16 @@ func TestDeviceLogin(t *testing.T) {
 	require.Equal(t, "uX", b.str("unionid"))
 	require.NotEqual(t, a.str("session_key"), b.str("session_key"))
 	c := e.device(http.MethodPost, "/emulator/login", `{"openid":"`+openID+`"}`)
-	require.Equal(t, "uX", c.str("unionid"), "the unionid stays")
+	require.Equal(t, "", c.str("unionid"), "whether WeChat returns the unionid is the device call's choice")
+	require.Equal(t, "uX", e.code2Session(b.str("code")).str("unionid"), "given: returned")
+	_, has := e.code2Session(c.str("code")).json["unionid"]
+	require.False(t, has, "absent: not returned (an app bound to the Open Platform later)")
 
 	// A given session key becomes the current one, and code2Session returns it.
 	const key = "tiihtNczf5v6AKRyjwEUhQ=="
 	d := e.device(http.MethodPost, "/emulator/login", `{"openid":"demo-user","session_key":"`+key+`"}`)
 	require.Equal(t, key, d.str("session_key"))
-	current, ok := e.emu.SessionKey("demo-user")
+	current, ok := e.emu.SessionKey("", "demo-user")
 	require.True(t, ok)
 	require.Equal(t, key, current)
 	require.Equal(t, key, e.code2Session(d.str("code")).str("session_key"))
@@ -96,7 +99,7 @@ func TestDeviceUserInfo(t *testing.T) {
 func TestDeviceUserInfoForeignWatermark(t *testing.T) {
 	e := newEnv(t)
 	dev := e.login(emulator.LoginRequest{})
-	res, err := e.emu.UserInfo(emulator.UserInfoRequest{OpenID: dev.OpenID, AppID: "wx9999999999999999"})
+	res, err := e.emu.UserInfo(emulator.UserInfoRequest{OpenID: dev.OpenID, WatermarkAppID: "wx9999999999999999"})
 	require.NoError(t, err)
 	_, err = wxcrypto.DecryptUserInfo(dev.SessionKey, res.EncryptedData, res.IV, testAppID)
 	require.ErrorIs(t, err, wxcrypto.ErrAppIDMismatch)
@@ -185,7 +188,10 @@ func TestDeviceResponsesAreJSONOfTheContract(t *testing.T) {
 	// The contract's field names, checked through the Go types too.
 	b, err := json.Marshal(emulator.LoginResponse{})
 	require.NoError(t, err)
-	require.JSONEq(t, `{"code":"","openid":"","unionid":"","session_key":""}`, string(b))
+	require.JSONEq(t, `{"code":"","openid":"","unionid":""}`, string(b), "an OAuth app's answer has no session_key")
+	b, err = json.Marshal(emulator.LoginResponse{SessionKey: "k"})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"code":"","openid":"","unionid":"","session_key":"k"}`, string(b))
 	b, err = json.Marshal(emulator.UserInfoResponse{})
 	require.NoError(t, err)
 	require.JSONEq(t, `{"raw_data":"","signature":"","encrypted_data":"","iv":""}`, string(b))

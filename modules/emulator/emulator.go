@@ -4,27 +4,35 @@
 // escaped as "\/" — so that a client (ours or a third-party SDK) pointed at
 // it cannot tell the difference:
 //
-//	GET  /sns/jscode2session             code → openid, session_key (unionid)
-//	GET  /cgi-bin/token                  access token; each fetch retires older ones after 5 minutes
+//	GET  /sns/jscode2session             mini programs: code → openid, session_key (unionid)
+//	GET  /sns/oauth2/access_token        OAuth apps: code → user token, openid (unionid)
+//	GET  /sns/userinfo                   OAuth apps: the profile an snsapi_userinfo token reads
+//	GET  /cgi-bin/token                  access token; each fetch retires the app's older ones after 5 minutes
 //	POST /cgi-bin/stable_token           access token, the same one until 5 minutes before expiry
 //	POST /wxa/business/getuserphonenumber phone number by code
 //	GET  /wxa/checksession               is this the user's current session_key?
 //	GET  /wxa/resetusersessionkey        issue a new session_key
 //
+// It serves every configured WeChat app at once: each accepts its own
+// (appid, secret), keeps its own users, codes and access tokens, and a code
+// is valid only for the app it was made for.
+//
 // Next to them it serves a development-only device API, standing in for the
 // phone (JSON in, JSON out, errors as 400 {"error":{"code","message"}}):
 //
-//	POST   /emulator/login     what wx.login gives a device: a code (and, for tests, openid, session_key)
+//	POST   /emulator/login     what wx.login (or an OAuth redirect) gives a device: a code (and, for tests, openid, session_key)
 //	POST   /emulator/userinfo  what wx.getUserInfo gives: raw_data, signature, encrypted_data, iv
 //	POST   /emulator/phone     what the phone-number button gives: a code and encrypted_data, iv
 //	POST   /emulator/faults    make the next calls of a WeChat path fail (errcode, HTTP status, delay)
 //	DELETE /emulator/faults    clear pending faults (GET lists them)
 //	GET    /emulator/stats     calls received per WeChat path
 //
-// The same operations are methods of [*Emulator] ([Emulator.Login],
-// [Emulator.UserInfo], [Emulator.Phone], [Emulator.AddFault], [Emulator.Calls]).
-// State lives in memory behind one mutex; time comes from an injectable
-// clock ([WithClock]) so tests can expire codes and tokens without sleeping.
+// Each takes an optional "appid" (default: the first app). The same
+// operations are methods of [*Emulator] ([Emulator.Login],
+// [Emulator.UserInfo], [Emulator.Phone], [Emulator.AddFault],
+// [Emulator.Calls]). State lives in memory behind one mutex; time comes from
+// an injectable clock ([WithClock]) so tests can expire codes and tokens
+// without sleeping.
 //
 // [Module] runs the emulator in-process on config.WeChat.EmulatorAddr when
 // config.WeChat.Emulator is set (binding in OnStart, so a taken port stops
@@ -32,9 +40,7 @@
 // replaced: an application that wants another emulator leaves [Module] out.
 // Tests use [NewTestServer]; `go run ./app emulator` uses [Serve].
 //
-// The emulator accepts one mini program: config.WeChat's AppID and Secret
-// (config.DevAppID / config.DevSecret when empty). It never logs the
-// AppSecret, session keys, codes or access tokens.
+// It never logs AppSecrets, session keys, codes or access tokens.
 package emulator
 
 import (
@@ -53,6 +59,8 @@ import (
 // The WeChat paths the emulator serves.
 const (
 	PathCode2Session    = "/sns/jscode2session"
+	PathOAuthToken      = "/sns/oauth2/access_token"
+	PathOAuthUserInfo   = "/sns/userinfo"
 	PathToken           = "/cgi-bin/token"
 	PathStableToken     = "/cgi-bin/stable_token"
 	PathPhoneNumber     = "/wxa/business/getuserphonenumber"
@@ -62,14 +70,15 @@ const (
 
 // WeChatPaths lists the WeChat paths, in the order of the table above.
 var WeChatPaths = []string{
-	PathCode2Session, PathToken, PathStableToken, PathPhoneNumber, PathCheckSession, PathResetSessionKey,
+	PathCode2Session, PathOAuthToken, PathOAuthUserInfo, PathToken, PathStableToken,
+	PathPhoneNumber, PathCheckSession, PathResetSessionKey,
 }
 
 // Lifetimes and limits of the real service.
 const (
-	// CodeTTL is how long a wx.login code or a phone code stays valid.
+	// CodeTTL is how long a wx.login code, an OAuth code or a phone code stays valid.
 	CodeTTL = 5 * time.Minute
-	// TokenTTL is an access token's lifetime (expires_in 7200).
+	// TokenTTL is an access token's lifetime (expires_in 7200), and an OAuth user token's.
 	TokenTTL = 2 * time.Hour
 	// TokenGrace is how long a superseded access token keeps working, and
 	// how early stable_token starts handing out a new one.
@@ -78,53 +87,82 @@ const (
 	MinuteQuota = 100
 )
 
+// OAuth scopes.
+const (
+	ScopeBase     = "snsapi_base"
+	ScopeUserInfo = "snsapi_userinfo"
+)
+
 // Emulator is an in-memory WeChat server. It is safe for concurrent use.
 type Emulator struct {
-	appID, secret string
-	now           func() time.Time
-	log           *zap.Logger
-	mux           *http.ServeMux
+	apps  map[string]*app // by appid
+	order []string        // appids in configuration order; the first is the default
+	now   func() time.Time
+	log   *zap.Logger
+	mux   *http.ServeMux
 
-	mu         sync.Mutex
-	users      map[string]*user      // by openid
-	codes      map[string]*loginCode // wx.login codes
-	phoneCodes map[string]*phoneCode
-	tokens     map[string]*accessToken
-	stable     *accessToken // the current stable_token
-	faults     map[string][]*Fault
-	calls      map[string]int
-	lastSweep  time.Time
+	mu          sync.Mutex
+	codes       map[string]*loginCode // wx.login and OAuth codes
+	phoneCodes  map[string]*phoneCode
+	tokens      map[string]*accessToken // every app's access tokens
+	oauthTokens map[string]*oauthToken  // users' OAuth tokens
+	faults      map[string][]*Fault
+	calls       map[string]int
+	lastSweep   time.Time
 
 	srvMu sync.Mutex
 	srv   *http.Server
 	addr  string
 }
 
+// app is one WeChat app's state.
+type app struct {
+	cfg    config.App
+	users  map[string]*user // by openid
+	stable *accessToken     // the current stable_token
+}
+
 type user struct {
 	openID, unionID string
 	sessionKey      string
-	quotaMinute     int64 // the minute quotaCalls counts in
-	quotaCalls      int
+	// nickname and avatarURL are what /sns/userinfo tells of an OAuth user.
+	nickname, avatarURL string
+	quotaMinute         int64 // the minute quotaCalls counts in
+	quotaCalls          int
 }
 
 type loginCode struct {
-	openID string
-	issued time.Time
-	used   bool
+	appID, openID string
+	// unionID is what the exchange returns: only what the device call gave.
+	unionID string
+	// scope and snapshot describe an OAuth code.
+	scope    string
+	snapshot bool
+	issued   time.Time
+	used     bool
 }
 
 type phoneCode struct {
+	appID                   string
 	countryCode, pure, full string
 	issued                  time.Time
 	used                    bool
 }
 
 type accessToken struct {
+	appID   string
 	value   string
 	stable  bool
 	expires time.Time
 	// retired is when a superseded token stops working (zero: not superseded).
 	retired time.Time
+}
+
+type oauthToken struct {
+	appID, openID, unionID string
+	scope                  string
+	snapshot               bool
+	expires                time.Time
 }
 
 // Option configures an Emulator.
@@ -139,27 +177,35 @@ func WithClock(now func() time.Time) Option { return func(e *Emulator) { e.now =
 // start and stop to l. The default logs nothing.
 func WithLogger(l *zap.Logger) Option { return func(e *Emulator) { e.log = l } }
 
-// New returns an emulator that accepts cfg's AppID and Secret (the
-// development values when empty). Serve its [Emulator.Handler] yourself or
-// call [Emulator.Start].
-func New(cfg config.WeChat, opts ...Option) *Emulator {
+// New returns an emulator that serves the WeChat apps of apps, each with
+// its own appid and secret; with none, the development app
+// (config.DevAppID, config.DevSecret). Serve its [Emulator.Handler]
+// yourself or call [Emulator.Start].
+func New(apps config.Apps, opts ...Option) *Emulator {
 	e := &Emulator{
-		appID:      cfg.AppID,
-		secret:     cfg.Secret,
-		now:        time.Now,
-		log:        zap.NewNop(),
-		users:      map[string]*user{},
-		codes:      map[string]*loginCode{},
-		phoneCodes: map[string]*phoneCode{},
-		tokens:     map[string]*accessToken{},
-		faults:     map[string][]*Fault{},
-		calls:      map[string]int{},
+		apps:        map[string]*app{},
+		now:         time.Now,
+		log:         zap.NewNop(),
+		codes:       map[string]*loginCode{},
+		phoneCodes:  map[string]*phoneCode{},
+		tokens:      map[string]*accessToken{},
+		oauthTokens: map[string]*oauthToken{},
+		faults:      map[string][]*Fault{},
+		calls:       map[string]int{},
 	}
-	if e.appID == "" {
-		e.appID = config.DevAppID
+	wechat := apps.Of(config.PlatformWeChat)
+	if len(wechat) == 0 {
+		wechat = config.Apps{{Platform: config.PlatformWeChat, AppID: config.DevAppID, Secret: config.DevSecret, Kind: config.KindMiniProgram}}
 	}
-	if e.secret == "" {
-		e.secret = config.DevSecret
+	for _, a := range wechat {
+		if a.Kind == "" {
+			a.Kind = config.KindMiniProgram
+		}
+		if _, dup := e.apps[a.AppID]; dup || a.AppID == "" {
+			continue
+		}
+		e.apps[a.AppID] = &app{cfg: a, users: map[string]*user{}}
+		e.order = append(e.order, a.AppID)
 	}
 	for _, o := range opts {
 		o(e)
@@ -168,8 +214,16 @@ func New(cfg config.WeChat, opts ...Option) *Emulator {
 	return e
 }
 
-// AppID returns the appid the emulator accepts and puts in watermarks.
-func (e *Emulator) AppID() string { return e.appID }
+// SingleApp is the app list of one mini program, for NewTestServer and New.
+func SingleApp(appid, secret string) config.Apps {
+	return config.Apps{{Platform: config.PlatformWeChat, AppID: appid, Secret: secret, Kind: config.KindMiniProgram}}
+}
+
+// AppID returns the default app's appid (the first configured).
+func (e *Emulator) AppID() string { return e.order[0] }
+
+// AppIDs lists the apps the emulator serves, in configuration order.
+func (e *Emulator) AppIDs() []string { return append([]string(nil), e.order...) }
 
 // Handler returns the emulator's HTTP handler (WeChat paths and device API).
 func (e *Emulator) Handler() http.Handler { return e.mux }
@@ -177,6 +231,8 @@ func (e *Emulator) Handler() http.Handler { return e.mux }
 func (e *Emulator) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle(PathCode2Session, e.wechat(PathCode2Session, e.code2Session))
+	mux.Handle(PathOAuthToken, e.wechat(PathOAuthToken, e.oauthAccessToken))
+	mux.Handle(PathOAuthUserInfo, e.wechat(PathOAuthUserInfo, e.oauthUserInfo))
 	mux.Handle(PathToken, e.wechat(PathToken, e.token))
 	mux.Handle(PathStableToken, e.wechat(PathStableToken, e.stableToken))
 	mux.Handle(PathPhoneNumber, e.wechat(PathPhoneNumber, e.phoneNumber))
@@ -215,6 +271,11 @@ func (e *Emulator) sweep(now time.Time) {
 		// Expired tokens answer 42001 for a day, then 40001.
 		if now.Sub(t.expires) > 24*time.Hour {
 			delete(e.tokens, k)
+		}
+	}
+	for k, t := range e.oauthTokens {
+		if now.Sub(t.expires) > 24*time.Hour {
+			delete(e.oauthTokens, k)
 		}
 	}
 }

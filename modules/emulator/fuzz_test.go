@@ -20,7 +20,7 @@ import (
 //	go test -run='^$' -fuzz='^FuzzHandler$' -fuzztime=60s ./modules/emulator
 func FuzzHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, target string, body []byte) {
-		emu := emulator.New(testConfig)
+		emu := emulator.New(testApps)
 		if _, err := emu.Login(emulator.LoginRequest{OpenID: "oFuzz"}); err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,10 @@ const (
 	testSecret = "0123456789abcdef0123456789abcdef"
 )
 
+// testApps is the one mini program the tests' emulator serves.
+var testApps = emulator.SingleApp(testAppID, testSecret)
+
+// testConfig is the WeChat section pointing at it.
 var testConfig = config.WeChat{AppID: testAppID, Secret: testSecret}
 
 // clock is a settable time source.
@@ -56,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	// In the middle of a minute, so that quota windows are predictable.
 	clk := &clock{now: time.Date(2024, 5, 1, 10, 0, 30, 0, time.UTC)}
-	emu, u := emulator.NewTestServer(t, testConfig, emulator.WithClock(clk.Now))
+	emu, u := emulator.NewTestServer(t, testApps, emulator.WithClock(clk.Now))
 	return &env{t: t, emu: emu, url: u, clk: clk}
 }
 

@@ -29,7 +29,7 @@ import (
 func moduleApp(t *testing.T, cfg config.WeChat, logger *zap.Logger, emu **emulator.Emulator) *fxtest.App {
 	return fxtest.New(t,
 		fx.NopLogger,
-		fx.Supply(cfg, logger),
+		fx.Supply(cfg, testApps, logger),
 		emulator.Module,
 		fx.Populate(emu),
 	)
@@ -80,7 +80,7 @@ func TestModuleBindFailureStopsStartUp(t *testing.T) {
 	cfg := testConfig
 	cfg.Emulator, cfg.EmulatorAddr = true, taken.Addr().String()
 	var emu *emulator.Emulator
-	app := fx.New(fx.NopLogger, fx.Supply(cfg, zap.NewNop()), emulator.Module, fx.Populate(&emu))
+	app := fx.New(fx.NopLogger, fx.Supply(cfg, testApps, zap.NewNop()), emulator.Module, fx.Populate(&emu))
 	err = app.Start(ctxTimeout(t, 10*time.Second))
 	require.Error(t, err)
 	require.Contains(t, err.Error(), taken.Addr().String())
@@ -127,7 +127,7 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- emulator.Serve(ctx, cfg, out) }()
+	go func() { done <- emulator.Serve(ctx, testApps, cfg.EmulatorAddr, out) }()
 
 	var dev struct{ Code string }
 	var resp *http.Response
@@ -140,7 +140,7 @@ func TestServe(t *testing.T) {
 	require.NotEmpty(t, dev.Code)
 
 	// A second Serve on the same address fails at once.
-	require.Error(t, emulator.Serve(context.Background(), cfg, &syncBuffer{}))
+	require.Error(t, emulator.Serve(context.Background(), testApps, cfg.EmulatorAddr, &syncBuffer{}))
 
 	cancel()
 	require.NoError(t, <-done)

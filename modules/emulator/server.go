@@ -29,15 +29,16 @@ type Params struct {
 	fx.In
 	Lifecycle fx.Lifecycle
 	Config    config.WeChat
+	Apps      config.Apps
 	Logger    *zap.Logger
 }
 
-// NewInProcess builds the emulator for cfg and, when cfg.Emulator is set,
-// binds EmulatorAddr on start (a failed bind stops start-up) and shuts the
-// server down on stop.
+// NewInProcess builds the emulator for the configured WeChat apps and, when
+// Config.Emulator is set, binds EmulatorAddr on start (a failed bind stops
+// start-up) and shuts the server down on stop.
 func NewInProcess(p Params) *Emulator {
 	log := p.Logger.Named("emulator")
-	e := New(p.Config, WithLogger(log))
+	e := New(p.Apps, WithLogger(log))
 	if !p.Config.Emulator {
 		return e
 	}
@@ -67,7 +68,7 @@ func (e *Emulator) Start(addr string) error {
 	}
 	e.srv, e.addr = srv, ln.Addr().String()
 	e.log.Info("WeChat emulator listening (development only: it accepts any device)",
-		zap.String("addr", e.addr), zap.String("appid", e.appID))
+		zap.String("addr", e.addr), zap.Strings("appids", e.order))
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.log.Error("WeChat emulator stopped", zap.Error(err))
@@ -120,14 +121,14 @@ func (e *Emulator) Shutdown(ctx context.Context) error {
 // shutdownGrace bounds how long Shutdown waits for calls in flight.
 const shutdownGrace = time.Second
 
-// Serve runs an emulator for cfg on cfg.EmulatorAddr until ctx ends, logging
-// to out (each call at debug level). It returns the bind error at once,
-// and nil after a clean shutdown.
-func Serve(ctx context.Context, cfg config.WeChat, out io.Writer) error {
+// Serve runs an emulator for apps on addr until ctx ends, logging to out
+// (each call at debug level). It returns the bind error at once, and nil
+// after a clean shutdown.
+func Serve(ctx context.Context, apps config.Apps, addr string, out io.Writer) error {
 	enc := zap.NewDevelopmentEncoderConfig()
 	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(out), zap.DebugLevel))
-	e := New(cfg, WithLogger(log))
-	if err := e.Start(cfg.EmulatorAddr); err != nil {
+	e := New(apps, WithLogger(log))
+	if err := e.Start(addr); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nBe a device:\n  curl -s -X POST %[1]s/emulator/login -d '{\"openid\":\"demo-user\"}'\n"+
@@ -145,12 +146,12 @@ type TB interface {
 	Fatalf(format string, args ...any)
 }
 
-// NewTestServer starts an emulator for cfg on a free loopback port, stops
+// NewTestServer starts an emulator for apps on a free loopback port, stops
 // it when the test ends, and returns it with its base URL (set it as
 // config.WeChat.BaseURL). Options such as [WithClock] apply.
-func NewTestServer(t TB, cfg config.WeChat, opts ...Option) (*Emulator, string) {
+func NewTestServer(t TB, apps config.Apps, opts ...Option) (*Emulator, string) {
 	t.Helper()
-	e := New(cfg, opts...)
+	e := New(apps, opts...)
 	if err := e.Start("127.0.0.1:0"); err != nil {
 		t.Fatalf("%v", err)
 	}

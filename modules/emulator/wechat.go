@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/internal/wxcrypto"
 )
 
@@ -35,43 +36,88 @@ type resetBody struct {
 	SessionKey string `json:"session_key"`
 }
 
-// checkApp checks the caller's appid and AppSecret.
-func (e *Emulator) checkApp(appID, secret string) *apiError {
+type oauthTokenBody struct {
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	OpenID       string `json:"openid"`
+	Scope        string `json:"scope"`
+	UnionID      string `json:"unionid,omitempty"`
+	Snapshot     int    `json:"is_snapshotuser,omitempty"`
+}
+
+type oauthUserBody struct {
+	OpenID     string   `json:"openid"`
+	Nickname   string   `json:"nickname"`
+	Sex        int      `json:"sex"`
+	Language   string   `json:"language"`
+	City       string   `json:"city"`
+	Province   string   `json:"province"`
+	Country    string   `json:"country"`
+	HeadImgURL string   `json:"headimgurl"`
+	Privilege  []string `json:"privilege"`
+	UnionID    string   `json:"unionid,omitempty"`
+}
+
+// checkApp checks the caller's appid and AppSecret and returns the app.
+func (e *Emulator) checkApp(appID, secret string) (*app, *apiError) {
 	switch {
 	case appID == "":
-		return wxErr(41002)
+		return nil, wxErr(41002)
 	case secret == "":
-		return wxErr(41004)
-	case appID != e.appID:
-		return wxErr(40013)
-	case subtle.ConstantTimeCompare([]byte(secret), []byte(e.secret)) != 1:
-		return wxErr(40125)
+		return nil, wxErr(41004)
 	}
-	return nil
+	a, found := e.apps[appID]
+	switch {
+	case !found:
+		return nil, wxErr(40013)
+	case subtle.ConstantTimeCompare([]byte(secret), []byte(a.cfg.Secret)) != 1:
+		return nil, wxErr(40125)
+	}
+	return a, nil
+}
+
+// takeCode spends a login code of app a; e.mu must be held. Unknown codes,
+// codes of another app and expired codes are 40029, spent ones 40163.
+func (e *Emulator) takeCode(a *app, code string, now time.Time) (*loginCode, *apiError) {
+	c, found := e.codes[code]
+	switch {
+	case !found || c.appID != a.cfg.AppID:
+		return nil, wxErr(40029)
+	case c.used:
+		return nil, wxErr(40163)
+	case !now.Before(c.issued.Add(CodeTTL)):
+		return nil, wxErr(40029)
+	}
+	c.used = true
+	return c, nil
 }
 
 // code2Session exchanges a wx.login code: GET /sns/jscode2session.
 func (e *Emulator) code2Session(r *http.Request) (any, *apiError) {
 	q := r.URL.Query()
-	if err := e.checkApp(q.Get("appid"), q.Get("secret")); err != nil {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a, err := e.checkApp(q.Get("appid"), q.Get("secret"))
+	if err != nil {
 		return nil, err
 	}
 	if gt := q.Get("grant_type"); gt != "" && gt != "authorization_code" {
 		return nil, wxErr(40002)
 	}
+	if a.cfg.Kind != config.KindMiniProgram {
+		return nil, wxErr(40013) // [U] what WeChat answers a non-mini-program appid here is undocumented
+	}
 	jsCode := q.Get("js_code")
 	if jsCode == "" {
 		return nil, wxErr(41008)
 	}
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	now := e.now()
 	c, found := e.codes[jsCode]
-	if !found {
+	if !found || c.appID != a.cfg.AppID {
 		return nil, wxErr(40029)
 	}
-	u := e.users[c.openID]
+	u := a.users[c.openID]
 	// The quota counts every call made with one of the user's codes, per
 	// calendar minute ("retry next minute").
 	if minute := now.Unix() / 60; u.quotaMinute != minute {
@@ -81,14 +127,79 @@ func (e *Emulator) code2Session(r *http.Request) (any, *apiError) {
 		return nil, wxErr(45011)
 	}
 	u.quotaCalls++
-	switch {
-	case c.used:
-		return nil, wxErr(40163)
-	case !now.Before(c.issued.Add(CodeTTL)):
-		return nil, wxErr(40029)
+	if _, err := e.takeCode(a, jsCode, now); err != nil {
+		return nil, err
 	}
-	c.used = true
-	return code2SessionBody{SessionKey: u.sessionKey, OpenID: u.openID, UnionID: u.unionID}, nil
+	return code2SessionBody{SessionKey: u.sessionKey, OpenID: u.openID, UnionID: c.unionID}, nil
+}
+
+// oauthAccessToken exchanges an OAuth app's code: GET /sns/oauth2/access_token.
+func (e *Emulator) oauthAccessToken(r *http.Request) (any, *apiError) {
+	q := r.URL.Query()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a, err := e.checkApp(q.Get("appid"), q.Get("secret"))
+	if err != nil {
+		return nil, err
+	}
+	if q.Get("grant_type") != "authorization_code" {
+		return nil, wxErr(40002)
+	}
+	if a.cfg.Kind != config.KindOAuth {
+		return nil, wxErr(40013) // [U] as for jscode2session
+	}
+	code := q.Get("code")
+	if code == "" {
+		return nil, wxErr(41008)
+	}
+	now := e.now()
+	c, err := e.takeCode(a, code, now)
+	if err != nil {
+		return nil, err
+	}
+	t := &oauthToken{appID: a.cfg.AppID, openID: c.openID, unionID: c.unionID, scope: c.scope, snapshot: c.snapshot, expires: now.Add(TokenTTL)}
+	if c.snapshot {
+		// A snapshot page's virtual user has an openid of its own and no unionid.
+		t.openID, t.unionID = newOpenID(), ""
+	}
+	if c.scope == ScopeBase {
+		t.unionID = "" // snsapi_base never yields a unionid
+	}
+	value := newAccessToken()
+	e.oauthTokens[value] = t
+	body := oauthTokenBody{AccessToken: value, ExpiresIn: int(TokenTTL / time.Second), RefreshToken: newAccessToken(),
+		OpenID: t.openID, Scope: t.scope, UnionID: t.unionID}
+	if t.snapshot {
+		body.Snapshot = 1
+	}
+	return body, nil
+}
+
+// oauthUserInfo answers GET /sns/userinfo for an OAuth user token.
+func (e *Emulator) oauthUserInfo(r *http.Request) (any, *apiError) {
+	q := r.URL.Query()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tok := q.Get("access_token")
+	if tok == "" {
+		return nil, wxErr(41001)
+	}
+	t, found := e.oauthTokens[tok]
+	switch {
+	case !found:
+		return nil, wxErr(40001)
+	case !e.now().Before(t.expires):
+		return nil, wxErr(42001)
+	case q.Get("openid") != t.openID:
+		return nil, wxErr(40003)
+	case t.scope != ScopeUserInfo || t.snapshot:
+		return nil, wxErr(48001)
+	}
+	body := oauthUserBody{OpenID: t.openID, Privilege: []string{}, UnionID: t.unionID}
+	if u, ok := e.apps[t.appID].users[t.openID]; ok {
+		body.Nickname, body.HeadImgURL = u.nickname, u.avatarURL
+	}
+	return body, nil
 }
 
 // token issues an access token: GET /cgi-bin/token. Each fetch retires the
@@ -98,20 +209,21 @@ func (e *Emulator) token(r *http.Request) (any, *apiError) {
 	if q.Get("grant_type") != "client_credential" {
 		return nil, wxErr(40002)
 	}
-	if err := e.checkApp(q.Get("appid"), q.Get("secret")); err != nil {
-		return nil, err
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	a, err := e.checkApp(q.Get("appid"), q.Get("secret"))
+	if err != nil {
+		return nil, err
+	}
 	now := e.now()
 	e.sweep(now)
 	for _, t := range e.tokens {
-		if !t.stable {
+		if !t.stable && t.appID == a.cfg.AppID {
 			t.retire(now)
 		}
 	}
 	tok := newAccessToken()
-	e.tokens[tok] = &accessToken{value: tok, expires: now.Add(TokenTTL)}
+	e.tokens[tok] = &accessToken{appID: a.cfg.AppID, value: tok, expires: now.Add(TokenTTL)}
 	return tokenBody{AccessToken: tok, ExpiresIn: int(TokenTTL / time.Second)}, nil
 }
 
@@ -135,22 +247,23 @@ func (e *Emulator) stableToken(r *http.Request) (any, *apiError) {
 	if req.GrantType != "client_credential" {
 		return nil, wxErr(40002)
 	}
-	if err := e.checkApp(req.AppID, req.Secret); err != nil {
-		return nil, err
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	a, err := e.checkApp(req.AppID, req.Secret)
+	if err != nil {
+		return nil, err
+	}
 	now := e.now()
 	e.sweep(now)
-	if cur := e.stable; cur != nil && !req.ForceRefresh && now.Before(cur.expires.Add(-TokenGrace)) {
+	if cur := a.stable; cur != nil && !req.ForceRefresh && now.Before(cur.expires.Add(-TokenGrace)) {
 		return tokenBody{AccessToken: cur.value, ExpiresIn: int(cur.expires.Sub(now) / time.Second)}, nil
 	}
-	if cur := e.stable; cur != nil && req.ForceRefresh {
+	if cur := a.stable; cur != nil && req.ForceRefresh {
 		cur.retire(now)
 	}
 	tok := newAccessToken()
-	e.stable = &accessToken{value: tok, stable: true, expires: now.Add(TokenTTL)}
-	e.tokens[tok] = e.stable
+	a.stable = &accessToken{appID: a.cfg.AppID, value: tok, stable: true, expires: now.Add(TokenTTL)}
+	e.tokens[tok] = a.stable
 	return tokenBody{AccessToken: tok, ExpiresIn: int(TokenTTL / time.Second)}, nil
 }
 
@@ -161,24 +274,24 @@ func (t *accessToken) retire(now time.Time) {
 	}
 }
 
-// checkToken validates an access_token; e.mu must be held.
-func (e *Emulator) checkToken(tok string, now time.Time) *apiError {
+// checkToken validates an access_token and returns its app; e.mu must be held.
+func (e *Emulator) checkToken(tok string, now time.Time) (*app, *apiError) {
 	if tok == "" {
-		return wxErr(41001)
+		return nil, wxErr(41001)
 	}
 	if !looksLikeToken(tok) {
-		return wxErr(40014)
+		return nil, wxErr(40014)
 	}
 	t, found := e.tokens[tok]
 	switch {
 	case !found:
-		return wxErr(40001)
+		return nil, wxErr(40001)
 	case !now.Before(t.expires):
-		return wxErr(42001)
+		return nil, wxErr(42001)
 	case !t.retired.IsZero() && !now.Before(t.retired):
-		return wxErr(40001)
+		return nil, wxErr(40001)
 	}
-	return nil
+	return e.apps[t.appID], nil
 }
 
 func looksLikeToken(s string) bool {
@@ -201,7 +314,7 @@ func (e *Emulator) phoneNumber(r *http.Request) (any, *apiError) {
 	}
 	tok := r.URL.Query().Get("access_token")
 	e.mu.Lock()
-	err := e.checkToken(tok, e.now())
+	a, err := e.checkToken(tok, e.now())
 	e.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -219,13 +332,16 @@ func (e *Emulator) phoneNumber(r *http.Request) (any, *apiError) {
 	defer e.mu.Unlock()
 	now := e.now()
 	c, found := e.phoneCodes[req.Code]
-	if !found || c.used || !now.Before(c.issued.Add(CodeTTL)) {
+	switch {
+	case !found || c.used || !now.Before(c.issued.Add(CodeTTL)):
 		return nil, wxErr(40029)
+	case c.appID != a.cfg.AppID:
+		return nil, wxErr(40013) // the code of another appid
 	}
 	c.used = true
 	return phoneNumberBody{statusBody: okStatus, PhoneInfo: wxcrypto.PhoneInfo{
 		PhoneNumber: c.full, PurePhoneNumber: c.pure, CountryCode: wxcrypto.CountryCode(c.countryCode),
-		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: e.appID},
+		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: a.cfg.AppID},
 	}}, nil
 }
 
@@ -233,7 +349,8 @@ func (e *Emulator) phoneNumber(r *http.Request) (any, *apiError) {
 // returns the user; e.mu must be held.
 func (e *Emulator) sessionCall(r *http.Request, unknownUser int) (*user, *apiError) {
 	q := r.URL.Query()
-	if err := e.checkToken(q.Get("access_token"), e.now()); err != nil {
+	a, err := e.checkToken(q.Get("access_token"), e.now())
+	if err != nil {
 		return nil, err
 	}
 	openID := q.Get("openid")
@@ -243,7 +360,7 @@ func (e *Emulator) sessionCall(r *http.Request, unknownUser int) (*user, *apiErr
 	if q.Get("sig_method") != "hmac_sha256" {
 		return nil, wxErr(87008)
 	}
-	u, found := e.users[openID]
+	u, found := a.users[openID]
 	if !found {
 		return nil, wxErr(unknownUser)
 	}

@@ -366,7 +366,7 @@ func TestResetUserSessionKey(t *testing.T) {
 	newKey := a.str("session_key")
 	require.True(t, wxcrypto.ValidSessionKey(newKey))
 	require.NotEqual(t, dev.SessionKey, newKey)
-	current, _ := e.emu.SessionKey(dev.OpenID)
+	current, _ := e.emu.SessionKey("", dev.OpenID)
 	require.Equal(t, newKey, current, "the new key becomes the current one")
 	requireErrcode(t, e.checkSession(tok, dev.OpenID, dev.SessionKey), 87009, "invalid signature")
 	requireOK(t, e.checkSession(tok, dev.OpenID, newKey))
@@ -478,6 +478,7 @@ func TestStatsCountCallsPerPath(t *testing.T) {
 	require.Equal(t, map[string]any{"calls": map[string]any{
 		emulator.PathCode2Session: float64(2), emulator.PathToken: float64(2), emulator.PathStableToken: float64(1),
 		emulator.PathPhoneNumber: float64(0), emulator.PathCheckSession: float64(1), emulator.PathResetSessionKey: float64(1),
+		emulator.PathOAuthToken: float64(0), emulator.PathOAuthUserInfo: float64(0),
 	}}, a.json)
 	require.Equal(t, 2, e.emu.Calls()[emulator.PathCode2Session])
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/internal/wxcrypto"
+	"github.com/wxlogin/wxlogin/modules/provider"
 )
 
 // API paths, relative to config.WeChat.BaseURL.
@@ -27,6 +28,8 @@ const (
 	pathResetSessionKey = "/wxa/resetusersessionkey"
 	pathToken           = "/cgi-bin/token"
 	pathStableToken     = "/cgi-bin/stable_token"
+	pathOAuthToken      = "/sns/oauth2/access_token"
+	pathUserInfo        = "/sns/userinfo"
 )
 
 // MaxResponseBytes caps the body read from WeChat; a larger one is an error.
@@ -51,6 +54,11 @@ type Client interface {
 	ResetUserSessionKey(ctx context.Context, openid, sessionKey string) (Session, error)
 	// AccessToken returns the app's current access token, for calling other WeChat APIs.
 	AccessToken(ctx context.Context) (string, error)
+	// OAuthAccessToken exchanges the code of an OAuth app (Official Account
+	// H5 page, mobile app, website QR login) for the user's token and ids.
+	OAuthAccessToken(ctx context.Context, code string) (OAuthToken, error)
+	// OAuthUserInfo reads the profile an snsapi_userinfo token may read.
+	OAuthUserInfo(ctx context.Context, token OAuthToken) (OAuthUser, error)
 }
 
 var _ Client = (*HTTPClient)(nil)
@@ -290,6 +298,73 @@ func (c *HTTPClient) ResetUserSessionKey(ctx context.Context, openid, sessionKey
 		return Session{}, &ResponseError{Path: pathResetSessionKey, StatusCode: http.StatusOK, Problem: "success without session_key or for another openid"}
 	}
 	return Session{OpenID: openid, SessionKey: SessionKey(out.SessionKey)}, nil
+}
+
+// OAuthAccessToken calls GET /sns/oauth2/access_token.
+func (c *HTTPClient) OAuthAccessToken(ctx context.Context, code string) (OAuthToken, error) {
+	if code == "" {
+		return OAuthToken{}, &Error{Path: pathOAuthToken, Code: 41008, Message: "missing code (empty code not sent to WeChat)"}
+	}
+	var out struct {
+		AccessToken  string  `json:"access_token"`
+		ExpiresIn    flexInt `json:"expires_in"`
+		RefreshToken string  `json:"refresh_token"`
+		OpenID       string  `json:"openid"`
+		Scope        string  `json:"scope"`
+		UnionID      string  `json:"unionid"`
+		Snapshot     flexInt `json:"is_snapshotuser"`
+	}
+	err := c.call(ctx, request{
+		method: http.MethodGet,
+		path:   pathOAuthToken,
+		query: url.Values{
+			"appid":      {c.appID},
+			"secret":     {c.secret},
+			"code":       {code},
+			"grant_type": {"authorization_code"},
+		},
+	}, &out)
+	if err != nil {
+		return OAuthToken{}, err
+	}
+	if out.AccessToken == "" || out.OpenID == "" {
+		return OAuthToken{}, &ResponseError{Path: pathOAuthToken, StatusCode: http.StatusOK, Problem: "success without access_token or openid"}
+	}
+	var scopes []string
+	for _, s := range strings.Split(out.Scope, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			scopes = append(scopes, s)
+		}
+	}
+	return OAuthToken{
+		AccessToken: provider.Secret(out.AccessToken), RefreshToken: provider.Secret(out.RefreshToken),
+		ExpiresIn: time.Duration(out.ExpiresIn) * time.Second,
+		OpenID:    out.OpenID, UnionID: out.UnionID, Scopes: scopes, Snapshot: out.Snapshot == 1,
+	}, nil
+}
+
+// OAuthUserInfo calls GET /sns/userinfo with the user's OAuth token.
+func (c *HTTPClient) OAuthUserInfo(ctx context.Context, token OAuthToken) (OAuthUser, error) {
+	var out struct {
+		OpenID     string `json:"openid"`
+		UnionID    string `json:"unionid"`
+		Nickname   string `json:"nickname"`
+		HeadImgURL string `json:"headimgurl"`
+	}
+	tok := token.AccessToken.Reveal()
+	err := c.call(ctx, request{
+		method:  http.MethodGet,
+		path:    pathUserInfo,
+		query:   url.Values{"access_token": {tok}, "openid": {token.OpenID}, "lang": {"zh_CN"}},
+		secrets: []string{tok},
+	}, &out)
+	if err != nil {
+		return OAuthUser{}, err
+	}
+	if out.OpenID != "" && out.OpenID != token.OpenID {
+		return OAuthUser{}, &ResponseError{Path: pathUserInfo, StatusCode: http.StatusOK, Problem: "profile of another openid"}
+	}
+	return OAuthUser{OpenID: token.OpenID, UnionID: out.UnionID, Nickname: out.Nickname, AvatarURL: out.HeadImgURL}, nil
 }
 
 func signedQuery(token, openid, sessionKey string) url.Values {

@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/provider"
 )
 
 // ErrUnavailable matches every failure to get a usable answer from WeChat
@@ -77,7 +80,12 @@ func kindOf(path string, code int) Kind {
 	case 40125, 41002, 41004, 40164, 40243, 40002, 89503:
 		return KindMisconfigured
 	case 40001, 40014, 41001, 42001:
+		if path == pathUserInfo {
+			return KindInvalidCode // the user's OAuth token, not the app's
+		}
 		return KindAccessToken
+	case 42003: // oauth_code expired [U]: seen only in an SDK's copy of the global error table
+		return KindInvalidCode
 	case 87007, 87009, 40097:
 		return KindSessionKey
 	}
@@ -103,6 +111,40 @@ func (e *Error) Error() string {
 
 // Kind classifies the errcode.
 func (e *Error) Kind() Kind { return kindOf(e.Path, e.Code) }
+
+// ProviderError classifies the error for the provider seam.
+func (e *Error) ProviderError() (string, provider.Kind) {
+	return config.PlatformWeChat, e.Kind().provider()
+}
+
+// ProviderError classifies the error for the provider seam: unavailable.
+func (e *TransportError) ProviderError() (string, provider.Kind) {
+	return config.PlatformWeChat, provider.KindUnavailable
+}
+
+// ProviderError classifies the error for the provider seam: unavailable.
+func (e *ResponseError) ProviderError() (string, provider.Kind) {
+	return config.PlatformWeChat, provider.KindUnavailable
+}
+
+// provider maps a Kind to the seam's kinds.
+func (k Kind) provider() provider.Kind {
+	switch k {
+	case KindInvalidCode:
+		return provider.KindInvalidCode
+	case KindRateLimited:
+		return provider.KindRateLimited
+	case KindBlocked:
+		return provider.KindBlocked
+	case KindUnavailable, KindAccessToken:
+		return provider.KindUnavailable
+	case KindMisconfigured:
+		return provider.KindMisconfigured
+	case KindSessionKey:
+		return provider.KindSessionKey
+	}
+	return provider.KindUnknown
+}
 
 // Is makes errcode -1 (system busy) match ErrUnavailable.
 func (e *Error) Is(target error) bool {

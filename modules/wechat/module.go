@@ -6,11 +6,18 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/provider"
 )
 
-// Module provides Client, *TokenManager and TokenStore.
+// Module provides *Clients (one client per WeChat app of config.Apps), the
+// WeChat *Provider (in the "providers" group) and TokenStore.
 var Module = fx.Module("wechat",
-	fx.Provide(NewTokenStore, New),
+	fx.Provide(
+		NewTokenStore,
+		New,
+		NewProviderFx,
+		provider.AsProvider(func(p *Provider) *Provider { return p }),
+	),
 )
 
 // StoreParams are NewTokenStore's dependencies; both are optional.
@@ -34,26 +41,30 @@ type Params struct {
 	fx.In
 	Lifecycle fx.Lifecycle `optional:"true"`
 	Config    config.WeChat
+	Apps      config.Apps
 	Store     TokenStore
 	Logger    *zap.Logger `optional:"true"`
 }
 
-// Result is what New provides.
-type Result struct {
-	fx.Out
-	Client Client
-	Tokens *TokenManager
-}
-
-// New builds the HTTP client and its token manager for fx; the client's
-// idle connections are closed when the application stops.
-func New(p Params) (Result, error) {
-	c, err := NewClient(p.Config, WithLogger(p.Logger), WithTokenStore(p.Store))
+// New builds the clients of every WeChat app; their idle connections are
+// closed when the application stops.
+func New(p Params) (*Clients, error) {
+	cs, err := NewClients(p.Config, p.Apps, WithLogger(p.Logger), WithTokenStore(p.Store))
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	if p.Lifecycle != nil {
-		p.Lifecycle.Append(fx.StopHook(c.CloseIdleConnections))
+		p.Lifecycle.Append(fx.StopHook(cs.closeIdle))
 	}
-	return Result{Client: c, Tokens: c.Tokens()}, nil
+	return cs, nil
 }
+
+// ProviderParams are NewProviderFx's dependencies.
+type ProviderParams struct {
+	fx.In
+	Clients *Clients
+	Logger  *zap.Logger `optional:"true"`
+}
+
+// NewProviderFx is NewProvider for fx.
+func NewProviderFx(p ProviderParams) *Provider { return NewProvider(p.Clients, p.Logger) }

@@ -13,50 +13,67 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/internal/testutil"
+	"github.com/wxlogin/wxlogin/modules/provider"
 )
+
+// testApps is the one mini program the fake knows, and an app of another platform.
+var testApps = config.Apps{
+	{Platform: "wechat", AppID: testAppID, Secret: testSecret, Kind: "miniprogram"},
+	{Platform: "qq", AppID: "1101", Secret: "not WeChat's", Kind: "miniprogram"},
+}
 
 func TestModuleWithoutRedisUsesMemory(t *testing.T) {
 	f := newFake(t)
 	logger, logs := observed()
 	var (
-		client Client
-		tokens *TokenManager
-		store  TokenStore
+		clients *Clients
+		store   TokenStore
+		group   struct {
+			fx.In
+			Providers []provider.Provider `group:"providers"`
+		}
 	)
 	app := fxtest.New(t,
-		fx.Supply(f.config(), logger),
+		fx.Supply(f.config(), testApps, logger),
 		Module,
-		fx.Populate(&client, &tokens, &store),
+		fx.Populate(&clients, &store, &group),
 	)
 	app.RequireStart()
 	defer app.RequireStop()
 
 	assert.IsType(t, &MemoryStore{}, store)
-	assert.Same(t, store, tokens.Store())
-	assert.Equal(t, testAppID, client.AppID())
+	require.Equal(t, []string{testAppID}, clients.AppIDs(), "one client per WeChat app, none for other platforms")
+	client, ok := clients.Client(testAppID)
+	require.True(t, ok)
+	assert.Same(t, store, client.(*HTTPClient).Tokens().Store())
 	s, err := client.Code2Session(context.Background(), "c")
 	require.NoError(t, err)
 	assert.Equal(t, testOpenID, s.OpenID)
 	assert.NotEmpty(t, logs.FilterMessage("wechat call").All(), "the graph's logger is used")
+
+	require.Len(t, group.Providers, 1, "the WeChat provider joins the providers group")
+	id, err := group.Providers[0].Login(context.Background(), testApps[0], provider.Credentials{Code: "c"})
+	require.NoError(t, err)
+	assert.Equal(t, provider.Identity{Provider: "wechat", Kind: "miniprogram", AppID: testAppID, OpenID: testOpenID,
+		UnionID: "oUNION", SessionKey: testSessionKey}, id)
 }
 
 func TestModuleWithRedisSharesThroughIt(t *testing.T) {
 	rdb, prefix := testutil.Redis(t)
 	f := newFake(t)
-	var (
-		client Client
-		store  TokenStore
-	)
+	var clients *Clients
+	var store TokenStore
 	app := fxtest.New(t,
-		fx.Supply(f.config(), config.Redis{Addr: testutil.RedisAddr, Prefix: prefix}, zap.NewNop()),
+		fx.Supply(f.config(), testApps, config.Redis{Addr: testutil.RedisAddr, Prefix: prefix}, zap.NewNop()),
 		fx.Provide(func() *redis.Client { return rdb }),
 		Module,
-		fx.Populate(&client, &store),
+		fx.Populate(&clients, &store),
 	)
 	app.RequireStart()
 	defer app.RequireStop()
 
 	require.IsType(t, &RedisStore{}, store)
+	client, _ := clients.Client(testAppID)
 	tok, err := client.AccessToken(context.Background())
 	require.NoError(t, err)
 	stored, err := rdb.HGet(context.Background(), prefix+"wechat:access_token:"+testAppID, "v").Result()
@@ -67,19 +84,46 @@ func TestModuleWithRedisSharesThroughIt(t *testing.T) {
 func TestModuleStoreReplacedWithDecorate(t *testing.T) {
 	f := newFake(t)
 	mine := NewMemoryStore()
-	var tokens *TokenManager
+	var clients *Clients
 	app := fxtest.New(t,
-		fx.Supply(f.config()),
+		fx.Supply(f.config(), testApps),
 		Module,
 		fx.Decorate(func(TokenStore) TokenStore { return mine }),
-		fx.Populate(&tokens),
+		fx.Populate(&clients),
 	)
 	app.RequireStart()
 	defer app.RequireStop()
-	assert.Same(t, mine, tokens.Store())
+	client, _ := clients.Client(testAppID)
+	assert.Same(t, mine, client.(*HTTPClient).Tokens().Store())
 }
 
-func TestModuleRefusesAnIncompleteConfig(t *testing.T) {
-	app := fx.New(fx.NopLogger, fx.Supply(config.WeChat{BaseURL: "https://api.weixin.qq.com"}), Module, fx.Invoke(func(Client) {}))
-	assert.Error(t, app.Err())
+// renamed wraps a client to show that decorating *Clients replaces them.
+type renamed struct{ Client }
+
+func (renamed) Code2Session(context.Context, string) (Session, error) {
+	return Session{OpenID: "o-decorated", SessionKey: "k"}, nil
+}
+
+func TestModuleClientsReplacedWithDecorate(t *testing.T) {
+	f := newFake(t)
+	var p *Provider
+	app := fxtest.New(t,
+		fx.Supply(f.config(), testApps),
+		Module,
+		fx.Decorate(func(cs *Clients) *Clients {
+			return cs.Map(func(_ string, c Client) Client { return renamed{c} })
+		}),
+		fx.Populate(&p),
+	)
+	app.RequireStart()
+	defer app.RequireStop()
+	id, err := p.Login(context.Background(), testApps[0], provider.Credentials{Code: "c"})
+	require.NoError(t, err)
+	assert.Equal(t, "o-decorated", id.OpenID)
+}
+
+func TestModuleRefusesAnIncompleteApp(t *testing.T) {
+	app := fx.New(fx.NopLogger, fx.Supply(config.WeChat{BaseURL: "https://api.weixin.qq.com"}, config.Apps{{Platform: "wechat", AppID: "wxA"}}),
+		Module, fx.Invoke(func(*Clients) {}))
+	assert.ErrorContains(t, app.Err(), "wxA")
 }

@@ -10,38 +10,52 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/wxlogin/wxlogin/modules/provider"
 )
 
 const redacted = "[redacted]"
 
-// SessionKey is a user's session_key. It prints, marshals to JSON/text and
-// logs as "[redacted]"; Reveal (or string(k)) gives the value to code that
-// must store it or decrypt with it. It must never leave the server.
-type SessionKey string
-
-// Reveal returns the session key itself.
-func (k SessionKey) Reveal() string { return string(k) }
-
-// String hides the key from fmt.
-func (SessionKey) String() string { return redacted }
-
-// GoString hides the key from %#v.
-func (SessionKey) GoString() string { return `"` + redacted + `"` }
-
-// Format hides the key from every fmt verb (%d, %x and the rest included).
-func (k SessionKey) Format(f fmt.State, verb rune) {
-	if verb == 'q' || (verb == 'v' && f.Flag('#')) {
-		_, _ = io.WriteString(f, k.GoString())
-		return
-	}
-	_, _ = io.WriteString(f, k.String())
+// OAuthToken is the answer of /sns/oauth2/access_token: a user-level token
+// for /sns/* (not the app's access token) and who the user is.
+type OAuthToken struct {
+	// AccessToken and RefreshToken are the user's; they print as "[redacted]".
+	AccessToken  provider.Secret
+	RefreshToken provider.Secret
+	ExpiresIn    time.Duration
+	OpenID       string
+	// UnionID is set only for apps bound to an Open Platform account (and,
+	// for Official Account pages, only with scope snsapi_userinfo).
+	UnionID string
+	// Scopes are what the user granted, e.g. ["snsapi_userinfo"].
+	Scopes []string
+	// Snapshot marks a "snapshot page" virtual user: never an account.
+	Snapshot bool
 }
 
-// MarshalJSON hides the key from encoding/json (and from zap's reflection).
-func (SessionKey) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+// HasScope reports whether the user granted scope.
+func (t OAuthToken) HasScope(scope string) bool {
+	for _, s := range t.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
 
-// MarshalText hides the key from text encoders.
-func (SessionKey) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+// OAuthUser is the answer of /sns/userinfo. WeChat no longer fills gender
+// and region (since 2021-10), so they are left out.
+type OAuthUser struct {
+	OpenID, UnionID string
+	Nickname        string
+	// AvatarURL is headimgurl; it dies when the user changes avatar.
+	AvatarURL string
+}
+
+// SessionKey is a user's session_key: a provider.Secret, which prints,
+// marshals and logs as "[redacted]"; Reveal gives the value to code that
+// must store it or decrypt with it. It must never leave the server.
+type SessionKey = provider.Secret
 
 // Session is the answer of code2Session (and of resetUserSessionKey, which
 // leaves UnionID empty).
