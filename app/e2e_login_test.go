@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxlogin/wxlogin/config"
+	entidentity "github.com/wxlogin/wxlogin/ent/identity"
 	entuser "github.com/wxlogin/wxlogin/ent/user"
 	"github.com/wxlogin/wxlogin/internal/testutil"
 	"github.com/wxlogin/wxlogin/modules/database"
@@ -194,7 +195,7 @@ func concurrentFirstLogins(t *testing.T, db config.Database) {
 	client, err := database.Open(db)
 	require.NoError(t, err)
 	defer client.Close()
-	count, err := client.User.Query().Where(entuser.Openid("first-timer")).Count(context.Background())
+	count, err := client.User.Query().Where(entuser.HasIdentitiesWith(entidentity.Openid("first-timer"))).Count(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, count)
 }

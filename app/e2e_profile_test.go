@@ -62,7 +62,7 @@ func TestProfileEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a foreign watermark is refused", func(t *testing.T) {
-		info := s.deviceData("/emulator/userinfo", map[string]any{"openid": d.OpenID, "nickname": "Mallory", "appid": "wxsomeoneelse000"})
+		info := s.deviceData("/emulator/userinfo", map[string]any{"openid": d.OpenID, "nickname": "Mallory", "watermark_appid": "wxsomeoneelse000"})
 		got := s.call("POST", s.api+"/api/v1/me/userinfo", access, map[string]string{"encrypted_data": info["encrypted_data"], "iv": info["iv"]})
 		require.Equal(t, 403, got.Status)
 		require.Equal(t, "watermark_mismatch", got.ErrorCode())

@@ -31,6 +31,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
 	"github.com/wxlogin/wxlogin/modules/profile"
+	"github.com/wxlogin/wxlogin/modules/provider"
 	"github.com/wxlogin/wxlogin/modules/redis"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
@@ -93,6 +94,7 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		log.FxLogger,
 		database.Module,
 		user.Module,
+		provider.Module,
 		wechat.Module,
 		token.Module,
 		httpserver.Module,
@@ -128,9 +130,13 @@ func migrate(cfg *config.Config, stdout, stderr io.Writer) int {
 }
 
 func serveEmulator(cfg *config.Config, stderr io.Writer) int {
+	if !cfg.IsDevelopment() {
+		fmt.Fprintln(stderr, "the emulator accepts any device and is refused in production (APP_ENV=production)")
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := emulator.Serve(ctx, cfg.WeChat, stderr); err != nil && !errors.Is(err, context.Canceled) {
+	if err := emulator.Serve(ctx, cfg.Apps, cfg.WeChat.EmulatorAddr, stderr); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -11,21 +12,16 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
+	"github.com/wxlogin/wxlogin/modules/provider"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
-	"github.com/wxlogin/wxlogin/modules/wechat"
 )
-
-// CodeExchanger is the part of the WeChat client that login needs.
-type CodeExchanger interface {
-	AppID() string
-	Code2Session(ctx context.Context, code string) (wechat.Session, error)
-}
 
 // Handlers serve the login API.
 type Handlers struct {
-	wechat   CodeExchanger
+	apps     *provider.Registry
 	users    user.Store
 	strategy token.Strategy
 	guard    *Guard
@@ -37,7 +33,7 @@ type Handlers struct {
 // HandlersParams are NewHandlers' dependencies.
 type HandlersParams struct {
 	fx.In
-	WeChat   CodeExchanger
+	Apps     *provider.Registry
 	Users    user.Store
 	Strategy token.Strategy
 	Guard    *Guard
@@ -48,12 +44,12 @@ type HandlersParams struct {
 
 // NewHandlers returns the login API handlers.
 func NewHandlers(p HandlersParams) *Handlers {
-	return &Handlers{wechat: p.WeChat, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: p.Logger.Named("auth")}
+	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: p.Logger.Named("auth")}
 }
 
 // Register adds the routes:
 //
-//	POST  /api/v1/auth/login       {"code"} → tokens and user
+//	POST  /api/v1/auth/login       {"code", "appid"?} → tokens and user
 //	POST  /api/v1/auth/refresh     {"refresh_token"} → new tokens
 //	POST  /api/v1/auth/logout      (bearer) → 204
 //	POST  /api/v1/auth/logout/all  (bearer) → 204
@@ -96,56 +92,84 @@ func tokenResponse(p token.Pair, u *user.Public) TokenResponse {
 const MaxCodeLen = 256
 
 type loginRequest struct {
-	Code *string `json:"code"`
+	Code  *string `json:"code"`
+	AppID *string `json:"appid"`
 }
 
-// Login exchanges a wx.login code for our user and tokens. Concurrent
-// requests with one code share one WeChat call and one answer, so a client
-// that retries does not burn its code against itself.
+// Login exchanges a device's login code for our user and tokens. The app
+// is the request's "appid", which may be left out when one app is
+// configured. Concurrent requests with one code share one platform call
+// and one answer, so a client that retries does not burn its code against
+// itself.
 func (h *Handlers) Login(c *fiber.Ctx) error {
 	var req loginRequest
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
 		return err
 	}
+	app, prov, err := h.resolveApp(req.AppID)
+	if err != nil {
+		return err
+	}
 	if req.Code == nil || *req.Code == "" {
-		return httpserver.BadRequest("missing_code", "the request body must carry the wx.login code as \"code\"")
+		return httpserver.BadRequest("missing_code", "the request body must carry the login code (wx.login's) as \"code\"")
 	}
 	code := *req.Code
 	if len(code) > MaxCodeLen || !printableASCII(code) {
-		return httpserver.NewError(fiber.StatusUnauthorized, "invalid_code", "the code is not a wx.login code; call wx.login again")
+		return httpserver.NewError(fiber.StatusUnauthorized, "invalid_code", "the code is not a login code; call the login again for a new one")
 	}
-	sum := sha256.Sum256([]byte(code))
+	sum := sha256.Sum256([]byte(app.AppID + "\x00" + code))
 	key := hex.EncodeToString(sum[:])
 	// Detached from the request: the shared call must finish even if the
-	// first caller goes away, since the code is spent at WeChat either way.
+	// first caller goes away, since the code is spent at the platform either way.
 	ctx := context.WithoutCancel(c.UserContext())
-	v, err, _ := h.logins.Do(key, func() (any, error) { return h.login(ctx, code) })
+	v, err, _ := h.logins.Do(key, func() (any, error) {
+		return h.login(ctx, app, prov, provider.Credentials{Code: code})
+	})
 	if err != nil {
 		return err
 	}
 	return c.JSON(v)
 }
 
-func (h *Handlers) login(ctx context.Context, code string) (TokenResponse, error) {
-	s, err := h.wechat.Code2Session(ctx, code)
+// resolveApp finds the app a login is for: the given appid, or the only
+// configured app.
+func (h *Handlers) resolveApp(appid *string) (config.App, provider.Provider, error) {
+	if appid == nil || *appid == "" {
+		apps := h.apps.Apps()
+		if len(apps) != 1 {
+			return config.App{}, nil, httpserver.BadRequest("missing_appid",
+				"this service serves several apps: say which one with \"appid\" (wx.getAccountInfoSync().miniProgram.appId)")
+		}
+		appid = &apps[0].AppID
+	}
+	app, prov, err := h.apps.Resolve(*appid)
+	if err != nil {
+		return config.App{}, nil, httpserver.BadRequest("unknown_app", "this service does not serve the app named by \"appid\"")
+	}
+	return app, prov, nil
+}
+
+func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Provider, cred provider.Credentials) (TokenResponse, error) {
+	id, err := prov.Login(ctx, app, cred)
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	u, err := h.users.Login(ctx, user.LoginInput{
-		AppID:      h.wechat.AppID(),
-		OpenID:     s.OpenID,
-		UnionID:    s.UnionID,
-		SessionKey: s.SessionKey.Reveal(),
+	if id.Provider != app.Platform || id.AppID != app.AppID || id.OpenID == "" {
+		return TokenResponse{}, fmt.Errorf("auth: the %s provider vouched for an identity of another app or none", app.Platform)
+	}
+	res, err := h.users.Login(ctx, user.LoginInput{
+		Provider: id.Provider, Kind: id.Kind, AppID: id.AppID, OpenID: id.OpenID, UnionID: id.UnionID,
+		SessionKey: id.SessionKey.Reveal(), Nickname: id.Nickname, AvatarURL: id.AvatarURL,
 	})
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	pair, err := h.strategy.Issue(ctx, token.Subject{UserID: u.ID, AppID: u.Appid, OpenID: u.Openid})
+	pair, err := h.strategy.Issue(ctx, token.Subject{UserID: res.User.ID, Provider: id.Provider, AppID: id.AppID, OpenID: id.OpenID})
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	view := user.View(u)
-	h.logger.Info("login", zap.Int("user_id", u.ID))
+	view := user.View(res.User, user.KeyOf(res.Identity))
+	h.logger.Info("login", zap.Int("user_id", res.User.ID), zap.String("appid", app.AppID), zap.Bool("created", res.Created))
 	return tokenResponse(pair, &view), nil
 }
 
@@ -198,7 +222,12 @@ func (h *Handlers) Me(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(user.View(u))
+	return c.JSON(user.View(u, IdentityOf(p)))
+}
+
+// IdentityOf is the identity a principal logged in with.
+func IdentityOf(p token.Principal) user.IdentityKey {
+	return user.IdentityKey{Provider: p.Provider, AppID: p.AppID, OpenID: p.OpenID}
 }
 
 type updateMeRequest struct {
@@ -221,7 +250,7 @@ func (h *Handlers) UpdateMe(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(user.View(u))
+	return c.JSON(user.View(u, IdentityOf(p)))
 }
 
 // JWKS publishes the public keys that verify access tokens, so other

@@ -1,29 +1,95 @@
 // Package auth is the login API and the middleware that protects routes.
 //
 // Routes: POST /api/v1/auth/login, /refresh, /logout, /logout/all and
-// GET/PATCH /api/v1/me (see [Handlers.Register]). The middleware reads only
-// "Authorization: Bearer <token>", verifies it through the configured
-// token.Strategy and gives handlers a token.Principal ([PrincipalOf]).
+// GET/PATCH /api/v1/me (see [Handlers.Register]). Login resolves the app
+// (the request's "appid", or the only configured app) through the
+// provider.Registry, lets that app's platform vouch for the identity, finds
+// or creates the user through user.Store and issues tokens naming the user
+// and the identity. The middleware reads only "Authorization: Bearer
+// <token>", verifies it through the configured token.Strategy and gives
+// handlers a token.Principal ([PrincipalOf]).
+//
+// When two users turn out to be one person (user.Merged), the absorbed
+// user's sessions are revoked everywhere ([RevokeMerged]).
 //
 // Business modules take a *Guard and protect their routes with
-// Guard.Handler(). An application may replace the WeChat side of login by
-// providing its own [CodeExchanger] with fx.Decorate, the user storage by
-// decorating user.Store, and the token checks by decorating token.Strategy.
+// Guard.Handler(). An application may replace a platform's side of login by
+// decorating that platform's provider (for WeChat, *wechat.Clients), the
+// user storage by decorating user.Store, and the token checks by decorating
+// token.Strategy.
 package auth
 
 import (
-	"go.uber.org/fx"
+	"context"
+	"sync"
+	"time"
 
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
-	"github.com/wxlogin/wxlogin/modules/wechat"
+	"github.com/wxlogin/wxlogin/modules/token"
+	"github.com/wxlogin/wxlogin/modules/user"
 )
 
-// Module provides the *Guard and registers the login API's routes.
+// Module provides the *Guard, registers the login API's routes and revokes
+// the sessions of users absorbed by a merge.
 var Module = fx.Module("auth",
 	fx.Provide(
 		NewGuard,
-		fx.Annotate(func(c wechat.Client) CodeExchanger { return c }),
 		NewHandlers,
 		httpserver.AsRoute(func(h *Handlers) *Handlers { return h }),
+		user.AsListener(RevokeMerged),
 	),
 )
+
+// RevokeMerged returns the user listener that ends every session of a user
+// absorbed by a merge, on every instance. If the store does not answer, it
+// tries again in the background (for up to the access token lifetime, when
+// the last token it must end expires anyway) until the application stops.
+func RevokeMerged(lc fx.Lifecycle, s token.Strategy, cfg config.Token, log *zap.Logger) user.Listener {
+	r := &revoker{strategy: s, log: log.Named("auth"), give: cfg.TTL}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	lc.Append(fx.StopHook(func() { r.cancel(); r.wg.Wait() }))
+	return r.listen
+}
+
+type revoker struct {
+	strategy token.Strategy
+	log      *zap.Logger
+	give     time.Duration
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func (r *revoker) listen(ctx context.Context, e user.Event) {
+	m, ok := e.(user.Merged)
+	if !ok {
+		return
+	}
+	err := r.strategy.RevokeAll(ctx, m.From)
+	if err == nil {
+		return
+	}
+	r.log.Warn("cannot revoke the sessions of a merged user yet; retrying in the background",
+		zap.Int("user_id", m.From), zap.Error(err))
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		deadline := time.Now().Add(max(r.give, time.Minute))
+		for wait := 100 * time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 10*time.Second) {
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			if err := r.strategy.RevokeAll(r.ctx, m.From); err == nil {
+				r.log.Info("sessions of a merged user revoked", zap.Int("user_id", m.From))
+				return
+			}
+		}
+		r.log.Error("gave up revoking the sessions of a merged user; they end when their tokens expire", zap.Int("user_id", m.From))
+	}()
+}

@@ -148,7 +148,7 @@ func (h *Handlers) Upload(c *fiber.Ctx) error {
 		return err
 	}
 	// The previous file, if it was ours, is gone: see RemoveReplaced.
-	return c.JSON(user.View(u))
+	return c.JSON(user.View(u, auth.IdentityOf(p)))
 }
 
 // Serve returns a stored avatar.

@@ -13,12 +13,12 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/wxlogin/wxlogin/config"
-	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/modules/auth"
 	"github.com/wxlogin/wxlogin/modules/database"
 	"github.com/wxlogin/wxlogin/modules/emulator"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/provider"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
 	"github.com/wxlogin/wxlogin/modules/wechat"
@@ -45,12 +45,12 @@ type auditedStore struct {
 	user.Store
 }
 
-func (s auditedStore) Login(ctx context.Context, in user.LoginInput) (*ent.User, error) {
-	u, err := s.Store.Login(ctx, in)
+func (s auditedStore) Login(ctx context.Context, in user.LoginInput) (*user.LoginResult, error) {
+	r, err := s.Store.Login(ctx, in)
 	if err == nil {
-		fmt.Printf("audit: user %d logged in\n", u.ID)
+		fmt.Printf("audit: user %d logged in\n", r.User.ID)
 	}
-	return u, err
+	return r, err
 }
 
 // newService composes wxlogin's modules with yours.
@@ -60,6 +60,7 @@ func newService(cfg *config.Config) *fx.App {
 		log.Module,
 		database.Module,
 		user.Module,
+		provider.Module, // resolves an appid to its app and platform
 		wechat.Module,
 		token.Module, // jwt, db or redis: APP_TOKEN_STRATEGY decides
 		httpserver.Module,

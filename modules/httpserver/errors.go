@@ -4,15 +4,16 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/internal/wxcrypto"
+	"github.com/wxlogin/wxlogin/modules/provider"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
-	"github.com/wxlogin/wxlogin/modules/wechat"
 )
 
 // Body is the JSON error object.
@@ -29,6 +30,9 @@ type Error struct {
 	Message string
 	// Err is the cause, logged for 5xx answers and never shown to clients.
 	Err error
+	// RetryAfter, when positive, is sent as Retry-After (seconds): when a
+	// client may try again after a 429 or 503.
+	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -59,9 +63,9 @@ func ErrorHandler(logger *zap.Logger) fiber.ErrorHandler {
 			l = logger
 		}
 		switch {
-		case e.Code == "wechat_misconfigured":
-			l.Error("WeChat refused our credentials or setup: check APP_WECHAT_APPID, APP_WECHAT_SECRET, "+
-				"the server IP whitelist and the AppSecret's state in the mini program admin console",
+		case strings.HasSuffix(e.Code, "_misconfigured"):
+			l.Error("the platform refused our credentials or setup: check the app's appid and secret in APP_APPS "+
+				"(or APP_WECHAT_APPID/APP_WECHAT_SECRET), the server IP whitelist and the secret's state in the platform's admin console",
 				zap.String("code", e.Code), zap.Error(err))
 		case e.Status >= 500:
 			l.Error("request failed", zap.String("code", e.Code), zap.Error(err))
@@ -70,6 +74,9 @@ func ErrorHandler(logger *zap.Logger) fiber.ErrorHandler {
 		}
 		if e.Status == fiber.StatusUnauthorized {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="wxlogin"`)
+		}
+		if e.RetryAfter > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(e.RetryAfter))
 		}
 		return c.Status(e.Status).JSON(fiber.Map{"error": Body{Code: e.Code, Message: e.Message}})
 	}
@@ -105,7 +112,7 @@ var mappers = []func(error) *Error{
 	mapToken,
 	mapUser,
 	mapOpenData,
-	mapWeChat,
+	mapProvider,
 }
 
 func mapToken(err error) *Error {
@@ -145,31 +152,53 @@ func publicMessage(err error) string {
 	return err.Error()
 }
 
-// mapWeChat maps WeChat's answers. Misconfiguration is the operator's
-// problem, so the client gets a generic 500 and the log line says what to fix.
-func mapWeChat(err error) *Error {
-	var we *wechat.Error
-	isWeChat := errors.As(err, &we)
-	if !isWeChat && !errors.Is(err, wechat.ErrUnavailable) {
+// mapProvider maps what a platform (WeChat, QQ, …) answered, the same way
+// for every platform. Misconfiguration is the operator's problem, so the
+// client gets a generic 500 and the log line says what to fix.
+func mapProvider(err error) *Error {
+	if errors.Is(err, provider.ErrUnknownApp) {
+		return &Error{Status: fiber.StatusBadRequest, Code: "unknown_app", Message: "this service does not serve that app"}
+	}
+	platform, kind, ok := provider.Classify(err)
+	if !ok {
 		return nil
 	}
-	switch wechat.KindOf(err) {
-	case wechat.KindInvalidCode:
-		return &Error{Status: fiber.StatusUnauthorized, Code: "invalid_code", Message: "the code is invalid, expired or already used; call wx.login (or the button) again for a new one"}
-	case wechat.KindRateLimited:
-		return &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited", Message: "WeChat's rate limit was reached; retry in a minute"}
-	case wechat.KindBlocked:
-		return &Error{Status: fiber.StatusForbidden, Code: "user_blocked", Message: "WeChat refused this user (high-risk account)"}
-	case wechat.KindUnavailable:
-		return &Error{Status: fiber.StatusServiceUnavailable, Code: "wechat_unavailable", Message: "WeChat is unavailable; retry shortly"}
-	case wechat.KindMisconfigured:
-		return &Error{Status: fiber.StatusInternalServerError, Code: "wechat_misconfigured", Message: "the server's WeChat configuration is wrong; the operator has been told"}
-	case wechat.KindAccessToken:
-		return &Error{Status: fiber.StatusServiceUnavailable, Code: "wechat_unavailable", Message: "WeChat refused the server's access token; retry shortly"}
-	case wechat.KindSessionKey:
-		return &Error{Status: fiber.StatusConflict, Code: "session_key_stale", Message: "WeChat no longer accepts the stored session key; call wx.login and log in again"}
+	name := platformName(platform)
+	switch kind {
+	case provider.KindInvalidCode:
+		return &Error{Status: fiber.StatusUnauthorized, Code: "invalid_code", Message: "the code is invalid, expired or already used; call the login (or the button) again for a new one"}
+	case provider.KindRateLimited:
+		return &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited", Message: name + "'s rate limit was reached; retry in a minute", RetryAfter: 60}
+	case provider.KindBlocked:
+		return &Error{Status: fiber.StatusForbidden, Code: "user_blocked", Message: name + " refused this user (high-risk account)"}
+	case provider.KindUnavailable:
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: platform + "_unavailable", Message: name + " is unavailable; retry shortly", RetryAfter: 5}
+	case provider.KindMisconfigured:
+		return &Error{Status: fiber.StatusInternalServerError, Code: platform + "_misconfigured", Message: "the server's " + name + " configuration is wrong; the operator has been told"}
+	case provider.KindSessionKey:
+		return &Error{Status: fiber.StatusConflict, Code: "session_key_stale", Message: name + " no longer accepts the stored session key; log in again"}
+	case provider.KindUnsupported:
+		return &Error{Status: fiber.StatusBadRequest, Code: "not_supported", Message: name + " does not offer this for this app"}
+	case provider.KindRefused:
+		return &Error{Status: fiber.StatusForbidden, Code: "login_refused", Message: name + " did not vouch for a real user " +
+			"(a WeChat snapshot-page user must tap \"使用完整服务\" and authorize again)"}
 	}
-	return &Error{Status: fiber.StatusBadGateway, Code: "wechat_error", Message: "WeChat refused the request"}
+	return &Error{Status: fiber.StatusBadGateway, Code: platform + "_error", Message: name + " refused the request"}
+}
+
+// platformName is how messages name a platform.
+func platformName(platform string) string {
+	switch platform {
+	case "wechat":
+		return "WeChat"
+	case "qq":
+		return "QQ"
+	case "douyin":
+		return "Douyin"
+	case "alipay":
+		return "Alipay"
+	}
+	return platform
 }
 
 func mapUser(err error) *Error {
@@ -179,6 +208,9 @@ func mapUser(err error) *Error {
 		return &Error{Status: fiber.StatusBadRequest, Code: "invalid_" + ve.Field, Message: ve.Error()}
 	case errors.Is(err, user.ErrNotFound):
 		return &Error{Status: fiber.StatusUnauthorized, Code: "unauthenticated", Message: "the token's user no longer exists"}
+	case errors.Is(err, user.ErrMergeAborted):
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: "merge_failed", RetryAfter: 5,
+			Message: "this login found two accounts of one person, and joining them failed; nothing was changed, retry shortly"}
 	}
 	return nil
 }

@@ -5,12 +5,15 @@
 // PATCH /api/v1/me and modules/avatar.
 //
 // Routes (bearer): POST /api/v1/me/phone and POST /api/v1/me/userinfo.
-// Encrypted data is decrypted with the session_key stored at the user's
-// last login and accepted only when its watermark names our appid.
+// Encrypted data is decrypted with the session_key of the identity the
+// caller logged in with (each identity keeps its own) and accepted only
+// when its watermark names that identity's app. Phone numbers come from the
+// app's platform through provider.PhoneProvider; a unionid found in user
+// info is linked to the caller's identity, which may merge two users into
+// one (see modules/user).
 //
-// An application may replace the WeChat side with fx.Decorate on
-// wechat.Client (the phone-number API) and the storage with fx.Decorate on
-// user.Store.
+// An application may replace a platform's side by decorating its provider
+// (for WeChat, *wechat.Clients) and the storage by decorating user.Store.
 package profile
 
 import (
@@ -20,38 +23,34 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"go.uber.org/fx"
 
+	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/wxcrypto"
 	"github.com/wxlogin/wxlogin/modules/auth"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
+	"github.com/wxlogin/wxlogin/modules/provider"
+	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
-	"github.com/wxlogin/wxlogin/modules/wechat"
 )
 
 // Module registers the profile routes.
 var Module = fx.Module("profile",
 	fx.Provide(
-		fx.Annotate(func(c wechat.Client) PhoneClient { return c }),
 		NewHandlers,
 		httpserver.AsRoute(func(h *Handlers) *Handlers { return h }),
 	),
 )
 
-// PhoneClient is the part of the WeChat client this package needs.
-type PhoneClient interface {
-	AppID() string
-	GetPhoneNumber(ctx context.Context, code string) (wechat.PhoneInfo, error)
-}
-
 // Handlers serve the profile routes.
 type Handlers struct {
-	wechat PhoneClient
-	users  user.Store
-	guard  *auth.Guard
+	apps  *provider.Registry
+	users user.Store
+	guard *auth.Guard
 }
 
 // NewHandlers returns the profile handlers.
-func NewHandlers(wc PhoneClient, users user.Store, guard *auth.Guard) *Handlers {
-	return &Handlers{wechat: wc, users: users, guard: guard}
+func NewHandlers(apps *provider.Registry, users user.Store, guard *auth.Guard) *Handlers {
+	return &Handlers{apps: apps, users: users, guard: guard}
 }
 
 // Register adds POST /api/v1/me/phone and POST /api/v1/me/userinfo.
@@ -74,7 +73,7 @@ type phoneRequest struct {
 }
 
 // Phone stores the caller's phone number, from the button's code
-// (getuserphonenumber, preferred) or from its legacy encrypted data.
+// (preferred) or from its legacy encrypted data.
 func (h *Handlers) Phone(c *fiber.Ctx) error {
 	var req phoneRequest
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
@@ -84,7 +83,11 @@ func (h *Handlers) Phone(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	hasCode := req.Code != nil && *req.Code != ""
 	hasData := req.EncryptedData != nil || req.IV != nil
-	var phone user.Phone
+	app, phones, err := h.phoneProvider(p.AppID)
+	if err != nil {
+		return err
+	}
+	var preq provider.PhoneRequest
 	switch {
 	case hasCode && hasData:
 		return httpserver.BadRequest("invalid_request", `send either "code" or "encrypted_data" with "iv", not both`)
@@ -92,36 +95,46 @@ func (h *Handlers) Phone(c *fiber.Ctx) error {
 		if len(*req.Code) > maxCodeLen || strings.ContainsAny(*req.Code, " \t\r\n") {
 			return httpserver.NewError(fiber.StatusUnauthorized, "invalid_code", "the code is not a getPhoneNumber code; tap the button again")
 		}
-		info, err := h.wechat.GetPhoneNumber(ctx, *req.Code)
-		if err != nil {
-			return err
-		}
-		if info.Watermark.AppID != "" && info.Watermark.AppID != h.wechat.AppID() {
-			return wxcrypto.ErrAppIDMismatch
-		}
-		phone = user.Phone{Number: info.PhoneNumber, PureNumber: info.PurePhoneNumber, CountryCode: info.CountryCode}
+		preq.Code = *req.Code
 	case hasData:
 		ed, iv, err := encrypted(req.EncryptedData, req.IV)
 		if err != nil {
 			return err
 		}
-		key, err := h.sessionKey(ctx, p.UserID)
+		id, err := h.users.Identity(ctx, p.UserID, auth.IdentityOf(p))
 		if err != nil {
 			return err
 		}
-		info, err := wxcrypto.DecryptPhone(key, ed, iv, h.wechat.AppID())
-		if err != nil {
-			return err
-		}
-		phone = user.Phone{Number: info.PhoneNumber, PureNumber: info.PurePhoneNumber, CountryCode: string(info.CountryCode)}
+		preq.EncryptedData, preq.IV, preq.SessionKey, preq.OpenID = ed, iv, provider.Secret(id.SessionKey), p.OpenID
 	default:
 		return httpserver.BadRequest("invalid_request", `send "code" from the getPhoneNumber button, or its "encrypted_data" and "iv"`)
 	}
-	u, err := h.users.SetPhone(ctx, p.UserID, phone)
+	info, err := phones.Phone(ctx, app, preq)
 	if err != nil {
 		return err
 	}
-	return c.JSON(user.View(u))
+	u, err := h.users.SetPhone(ctx, p.UserID, user.Phone{Number: info.Number, PureNumber: info.PureNumber, CountryCode: info.CountryCode})
+	if err != nil {
+		return err
+	}
+	return c.JSON(user.View(u, auth.IdentityOf(p)))
+}
+
+// phoneProvider finds the caller's app and its platform's phone numbers.
+func (h *Handlers) phoneProvider(appid string) (config.App, provider.PhoneProvider, error) {
+	app, prov, err := h.apps.Resolve(appid)
+	if err != nil {
+		return config.App{}, nil, httpserver.BadRequest("unknown_app", "the app this token was issued for is no longer served")
+	}
+	phones, ok := prov.(provider.PhoneProvider)
+	if !ok {
+		return config.App{}, nil, unsupported(app.Platform + " does not hand out phone numbers")
+	}
+	return app, phones, nil
+}
+
+func unsupported(msg string) error {
+	return httpserver.BadRequest("not_supported", msg)
 }
 
 type userInfoRequest struct {
@@ -138,9 +151,11 @@ const Anonymous = "微信用户"
 // anonymousAvatar is the path of the grey avatar that comes with it.
 const anonymousAvatar = "/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132"
 
-// UserInfo decrypts wx.getUserInfo/getUserProfile data with the stored
-// session_key and stores unionid, nickname and avatar, ignoring WeChat's
-// anonymous placeholder profile.
+// UserInfo decrypts wx.getUserInfo/getUserProfile data with the session
+// key of the caller's identity and stores nickname and avatar (ignoring
+// WeChat's anonymous placeholder profile) and the unionid, which may reveal
+// that the caller is a user this service already knows: then the two are
+// merged and the answer is the surviving user.
 func (h *Handlers) UserInfo(c *fiber.Ctx) error {
 	var req userInfoRequest
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
@@ -159,9 +174,13 @@ func (h *Handlers) UserInfo(c *fiber.Ctx) error {
 	}
 	p, _ := auth.PrincipalOf(c)
 	ctx := c.UserContext()
-	key, err := h.sessionKey(ctx, p.UserID)
+	id, err := h.wechatMiniIdentity(ctx, p)
 	if err != nil {
 		return err
+	}
+	key := id.SessionKey
+	if key == "" {
+		return wxcrypto.ErrStaleSessionKey
 	}
 	if hasRaw && !wxcrypto.VerifyRawData(*req.RawData, *req.Signature, key) {
 		// A signature that does not match the stored key is, like
@@ -169,12 +188,20 @@ func (h *Handlers) UserInfo(c *fiber.Ctx) error {
 		return httpserver.NewError(fiber.StatusConflict, "session_key_stale",
 			"the signature does not match the current session key: call wx.login, log in again, then send the data again")
 	}
-	info, err := wxcrypto.DecryptUserInfo(key, ed, iv, h.wechat.AppID())
+	info, err := wxcrypto.DecryptUserInfo(key, ed, iv, p.AppID)
 	if err != nil {
 		return err
 	}
 	if info.OpenID != "" && info.OpenID != p.OpenID {
 		return httpserver.NewError(fiber.StatusForbidden, "openid_mismatch", "the data belongs to another user")
+	}
+	userID := p.UserID
+	if info.UnionID != "" {
+		res, err := h.users.LinkUnionID(ctx, p.UserID, auth.IdentityOf(p), info.UnionID)
+		if err != nil {
+			return err
+		}
+		userID = res.User.ID
 	}
 	var up user.ProfileUpdate
 	anonymous := info.NickName == Anonymous
@@ -184,25 +211,29 @@ func (h *Handlers) UserInfo(c *fiber.Ctx) error {
 	if !anonymous && info.AvatarURL != "" && !strings.HasSuffix(info.AvatarURL, anonymousAvatar) {
 		up.AvatarURL = &info.AvatarURL
 	}
-	if info.UnionID != "" {
-		up.UnionID = &info.UnionID
+	var u *ent.User
+	if up.Nickname != nil || up.AvatarURL != nil {
+		u, err = h.users.UpdateProfile(ctx, userID, up)
+	} else {
+		u, err = h.users.Get(ctx, userID)
 	}
-	u, err := h.users.UpdateProfile(ctx, p.UserID, up)
 	if err != nil {
 		return err
 	}
-	return c.JSON(user.View(u))
+	return c.JSON(user.View(u, auth.IdentityOf(p)))
 }
 
-func (h *Handlers) sessionKey(ctx context.Context, userID int) (string, error) {
-	u, err := h.users.Get(ctx, userID)
+// wechatMiniIdentity returns the caller's identity, which must be a WeChat
+// mini program's: user info is theirs only.
+func (h *Handlers) wechatMiniIdentity(ctx context.Context, p token.Principal) (*ent.Identity, error) {
+	id, err := h.users.Identity(ctx, p.UserID, auth.IdentityOf(p))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if u.SessionKey == "" {
-		return "", wxcrypto.ErrStaleSessionKey
+	if id.Provider != config.PlatformWeChat || id.Kind != config.KindMiniProgram {
+		return nil, unsupported("user info is decrypted for WeChat mini programs only")
 	}
-	return u.SessionKey, nil
+	return id, nil
 }
 
 // encrypted checks both fields are present strings of sane size; their
