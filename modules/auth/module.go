@@ -25,5 +25,6 @@ var Module = fx.Module("auth",
 		fx.Annotate(func(c wechat.Client) CodeExchanger { return c }),
 		NewHandlers,
 		httpserver.AsRoute(func(h *Handlers) *Handlers { return h }),
+		httpserver.AsRoute(NewSDK),
 	),
 )
