@@ -14,6 +14,9 @@ let svc;
 before(async () => { svc = await startService(); });
 after(async () => { if (svc) await svc.stop(); });
 
+// A loop in the client shows up as a failed test, not a hung run.
+const T = { timeout: 20000 };
+
 const LOGIN = '/api/v1/auth/login';
 const REFRESH = '/api/v1/auth/refresh';
 const ME = '/api/v1/me';
@@ -35,7 +38,7 @@ function spoil(w, fields) {
   w.setStorageSync(storageKey(svc.baseURL), Object.assign(stored(w), fields));
 }
 
-test('login stores the tokens under the service and AppID, and sends code, appid, client and device', async () => {
+test('login stores the tokens under the service and AppID, and sends code, appid, client and device', T, async () => {
   const { w, client, openid } = device('login');
   const user = await client.login();
   assert.equal(user.openid, openid);
@@ -62,7 +65,7 @@ test('login stores the tokens under the service and AppID, and sends code, appid
   assert.equal(w.sent(ME)[0].authorization, 'Bearer ' + t.access_token);
 });
 
-test('the first request logs in by itself, once for parallel requests', async () => {
+test('the first request logs in by itself, once for parallel requests', T, async () => {
   const { w, client } = device('auto');
   const results = await Promise.all([1, 2, 3, 4].map(() => client.request({ url: ME })));
   assert.deepEqual(results.map((r) => r.statusCode), [200, 200, 200, 200]);
@@ -70,7 +73,7 @@ test('the first request logs in by itself, once for parallel requests', async ()
   assert.equal(w.sent(LOGIN).length, 1);
 });
 
-test('parallel requests that all see 401 cause exactly one refresh, then all succeed', async () => {
+test('parallel requests that all see 401 cause exactly one refresh, then all succeed', T, async () => {
   const { w, client, openid } = device('parallel');
   await client.login();
   spoil(w, { access_token: 'no.longer.valid' });
@@ -85,7 +88,7 @@ test('parallel requests that all see 401 cause exactly one refresh, then all suc
   assert.notEqual(stored(w).access_token, 'no.longer.valid');
 });
 
-test('a failed refresh causes exactly one re-login for every request in flight, then success', async () => {
+test('a failed refresh causes exactly one re-login for every request in flight, then success', T, async () => {
   const { w, client, openid } = device('refreshfail');
   await client.login();
   spoil(w, { access_token: 'no.longer.valid', refresh_token: 'unknown.refresh-token' });
@@ -101,7 +104,7 @@ test('a failed refresh causes exactly one re-login for every request in flight, 
   assert.equal(w.sent(ME).length, 6);
 });
 
-test('a session revoked by logout-all on another device causes one re-login', async () => {
+test('a session revoked by logout-all on another device causes one re-login', T, async () => {
   const a = device('revoked');
   const b = fakeWx({ emulatorURL: svc.emulatorURL, openid: a.openid }); // the same person on a second phone
   const other = createClient({ baseURL: svc.baseURL, wx: b });
@@ -120,7 +123,7 @@ test('a session revoked by logout-all on another device causes one re-login', as
   assert.ok(a.w.sent(REFRESH).every((r) => r.status === 401));
 });
 
-test('a session logged out by another client on the same storage causes one re-login', async () => {
+test('a session logged out by another client on the same storage causes one re-login', T, async () => {
   const a = device('shared');
   const twin = createClient({ baseURL: svc.baseURL, wx: a.w }); // e.g. a second instance in the same mini program
   await a.client.login();
@@ -135,7 +138,7 @@ test('a session logged out by another client on the same storage causes one re-l
   assert.notEqual(stored(a.w).access_token, old);
 });
 
-test('a revoked access token the client still holds causes one refresh attempt and one re-login', async () => {
+test('a revoked access token the client still holds causes one refresh attempt and one re-login', T, async () => {
   const { w, client, openid } = device('tokenrevoked');
   await client.login();
   // Another holder of this very session ends it.
@@ -149,7 +152,7 @@ test('a revoked access token the client still holds causes one refresh attempt a
   assert.ok(w.sent(REFRESH).length <= 1);
 });
 
-test('a second 401 after the replay surfaces as an error instead of looping', async () => {
+test('a second 401 after the replay surfaces as an error instead of looping', T, async () => {
   // A proxy that spoils the Authorization header of one route: every try
   // of that route is refused, however fresh the token.
   const openid = `loop-${crypto.randomBytes(4).toString('hex')}`;
@@ -178,7 +181,7 @@ test('a second 401 after the replay surfaces as an error instead of looping', as
   assert.equal((await client.request({ url: ME })).statusCode, 200);
 });
 
-test('stale session key: legacy phone data from before a new wx.login → wx.login + login, typed error, then the new data works', async () => {
+test('stale session key: legacy phone data from before a new wx.login → wx.login + login, typed error, then the new data works', T, async () => {
   const { w, client, openid } = device('stale');
   await client.login();
   const before = await post(svc.emulatorURL + '/emulator/phone', { openid, phone: '13800000000' });
@@ -215,7 +218,7 @@ test('stale session key: legacy phone data from before a new wx.login → wx.log
   assert.equal(res.data.phone, '13800000000');
 });
 
-test('stale session key: a wx.login behind the client\'s back is recovered the same way', async () => {
+test('stale session key: a wx.login behind the client\'s back is recovered the same way', T, async () => {
   const { w, client, openid } = device('stale2');
   await client.login();
   // Something else on the device calls wx.login: the emulator (WeChat)
@@ -231,7 +234,7 @@ test('stale session key: a wx.login behind the client\'s back is recovered the s
   assert.equal((await send(again)).data.phone, '13900000000');
 });
 
-test('parallel stale answers share one recovery login', async () => {
+test('parallel stale answers share one recovery login', T, async () => {
   const { w, client, openid } = device('stale3');
   await client.login();
   await post(svc.emulatorURL + '/emulator/login', { openid });
@@ -243,7 +246,7 @@ test('parallel stale answers share one recovery login', async () => {
   assert.equal(w.log.logins, 1);
 });
 
-test('logout ends the session, clears storage, and requests wait for login()', async () => {
+test('logout ends the session, clears storage, and requests wait for login()', T, async () => {
   const { w, client } = device('logout');
   await client.login();
   const t = stored(w);
@@ -266,7 +269,7 @@ test('logout ends the session, clears storage, and requests wait for login()', a
   assert.equal((await client.request({ url: ME })).statusCode, 200);
 });
 
-test('logout with an expired access token refreshes once to end the session', async () => {
+test('logout with an expired access token refreshes once to end the session', T, async () => {
   const { w, client } = device('logoutexpired');
   await client.login();
   const t = stored(w);
@@ -280,7 +283,7 @@ test('logout with an expired access token refreshes once to end the session', as
   assert.equal(refresh.status, 401);
 });
 
-test('errors carry the service\'s status, code and message', async () => {
+test('errors carry the service\'s status, code and message', T, async () => {
   const { client } = device('errors');
   await client.login();
   await assert.rejects(client.request({ url: ME, method: 'PATCH', data: { nickname: '' } }), (err) => {
@@ -296,7 +299,7 @@ test('errors carry the service\'s status, code and message', async () => {
   assert.equal(res.data.nickname, '小明');
 });
 
-test('the token goes only to baseURL', async () => {
+test('the token goes only to baseURL', T, async () => {
   const { w, client } = device('url');
   await assert.rejects(client.request({ url: 'https://evil.example.com/api/v1/me' }), (err) => err.code === 'invalid_url');
   await assert.rejects(client.request({ url: svc.baseURL + '.evil.example.com/x' }), (err) => err.code === 'invalid_url');
@@ -305,7 +308,7 @@ test('the token goes only to baseURL', async () => {
   assert.equal((await client.request({ url: svc.baseURL + ME })).statusCode, 200);
 });
 
-test('the service serves this very file at /sdk/wxlogin.js', async () => {
+test('the service serves this very file at /sdk/wxlogin.js', T, async () => {
   const fs = require('node:fs');
   const path = require('node:path');
   const r = await fetch(svc.baseURL + '/sdk/wxlogin.js');
@@ -314,7 +317,7 @@ test('the service serves this very file at /sdk/wxlogin.js', async () => {
   assert.equal(await r.text(), fs.readFileSync(path.join(__dirname, '..', 'wxlogin.js'), 'utf8'));
 });
 
-test('sessions() lists this device\'s session as current', async (t) => {
+test('sessions() lists this device\'s session as current', T, async (t) => {
   const { client } = device('sessions');
   await client.login();
   let sessions;
