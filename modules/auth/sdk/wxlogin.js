@@ -302,6 +302,15 @@ Client.prototype._attempt = function (req, url, replay) {
         return settle(res);
       }
       var err = errorFrom(res);
+      var pending = self._loggingIn || self._renewing;
+      var cur = self._load();
+      if (!replay && (pending || (cur && cur.access_token !== tok.access_token))) {
+        // The tokens are being, or have been, replaced since this request
+        // left: the 401 is about the old ones, whatever its reason.
+        return Promise.resolve(pending).then(function () {
+          return self._attempt(req, url, true);
+        });
+      }
       if (STOP_REASONS[err.reason]) {
         throw self._halt(err);
       }
@@ -428,6 +437,7 @@ Client.prototype._loginShared = function (replacing) {
     }
     self._save(tokensFrom(res.data));
     self._generation++;
+    self._halted = null; // a stop that came from the old session is over
     if (previous && previous.access_token !== res.data.access_token) {
       // Best effort: the old session would otherwise live on unused until
       // its refresh token expires, and count against a session limit.

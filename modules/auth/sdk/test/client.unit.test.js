@@ -46,10 +46,10 @@ function scripted(routes = {}) {
       const p = new URL(o.url).pathname;
       const call = { path: p, method: o.method, data: o.data, header: o.header };
       log.requests.push(call);
-      setImmediate(() => {
+      setImmediate(async () => {
         const h = all[p];
         if (!h) return o.success({ statusCode: 404, data: { error: { code: 'not_found', message: 'no' } }, header: {} });
-        const r = h(call);
+        const r = await h(call); // a route may answer later
         if (r === 'network') return o.fail({ errMsg: 'request:fail timeout' });
         o.success(Object.assign({ header: { 'content-type': 'application/json' } }, r));
       });
@@ -95,6 +95,31 @@ for (const reason of ['user_banned', 'user_deleted', 'replaced', 'session_limit'
     assert.equal((await c.request({ url: '/api/v1/me' })).statusCode, 200);
   });
 }
+
+test('a 401 "replaced" for tokens the client has already replaced is replayed, not a stop', T, async () => {
+  let release;
+  const released = new Promise((r) => { release = r; });
+  const w = scripted({
+    '/api/v1/slow': async (call) => {
+      if (call.header.Authorization === 'Bearer at1') {
+        await released; // answers after the next login
+        return unauthenticated('replaced');
+      }
+      return { statusCode: 200, data: { ok: true } };
+    },
+  });
+  const c = client(w);
+  await c.login();
+  const slow = c.request({ url: '/api/v1/slow' });
+  await new Promise((r) => setImmediate(r));
+  const relogin = c.login(); // in flight when the old session's 401 arrives
+  release();
+  assert.equal((await slow).statusCode, 200);
+  await relogin;
+  assert.equal(w.count('/api/v1/slow'), 2);
+  assert.equal(c.isLoggedIn(), true);
+  assert.equal((await c.request({ url: '/api/v1/me' })).statusCode, 200);
+});
 
 test('403 user_banned on login stops the client after one wx.login', T, async () => {
   const w = scripted({ '/api/v1/auth/login': () => ({ statusCode: 403, data: { error: { code: 'user_banned', message: 'banned' } } }) });
