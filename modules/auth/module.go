@@ -41,6 +41,7 @@ var Module = fx.Module("auth",
 		NewHandlers,
 		httpserver.AsRoute(func(h *Handlers) *Handlers { return h }),
 		user.AsListener(RevokeMerged),
+		httpserver.AsRoute(NewSDK),
 	),
 )
 
