@@ -29,6 +29,8 @@ import (
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/wxlogin/wxlogin/internal/seal"
 )
 
 // Environments.
@@ -161,6 +163,49 @@ type Identity struct {
 	// Merge is "on" (default) or "off": whether two users found to share a
 	// unionid are merged into one.
 	Merge string `koanf:"merge"`
+	// EncryptionKeys encrypt the session keys kept at rest:
+	// "kid:base64url(32 bytes)", comma-separated, the first encrypts, all
+	// decrypt. Empty: keys derived from the token secret (and the previous
+	// ones), so a database dump alone decrypts nothing.
+	EncryptionKeys string `koanf:"encryption_keys"`
+
+	// tokenSecrets derive the keys when EncryptionKeys is empty.
+	tokenSecrets []string
+}
+
+// Keys returns the ring's keys: the configured ones, else keys derived from
+// the token secrets.
+func (i Identity) Keys() ([]seal.Key, error) {
+	if strings.TrimSpace(i.EncryptionKeys) == "" {
+		var keys []seal.Key
+		for _, s := range i.tokenSecrets {
+			keys = append(keys, seal.Derive(s, "identity session keys"))
+		}
+		if len(keys) == 0 {
+			return nil, errors.New("no APP_ENCRYPTION_KEYS and no token secret to derive them from")
+		}
+		return keys, nil
+	}
+	var keys []seal.Key
+	for _, item := range strings.Split(i.EncryptionKeys, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		kid, raw, ok := strings.Cut(item, ":")
+		secret, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(raw, "="))
+		if !ok || kid == "" || err != nil || len(secret) != seal.KeySize {
+			return nil, fmt.Errorf(`each key must look like "kid:base64url(%d bytes)"`, seal.KeySize)
+		}
+		keys = append(keys, seal.Key{ID: kid, Secret: secret})
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no key given")
+	}
+	if _, err := seal.New(keys...); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 // MergeOn reports whether users sharing a unionid are merged.
@@ -265,6 +310,7 @@ var Vars = []Var{
 	{"APP_WECHAT_APPID", "wechat.appid", "development value", "one WeChat mini program's AppID, added to APP_APPS"},
 	{"APP_WECHAT_SECRET", "wechat.secret", "development value", "that mini program's AppSecret"},
 	{"APP_IDENTITY_MERGE", "identity.merge", "on", "merge two users found to be one person (a unionid learnt late belongs to another user): on | off"},
+	{"APP_ENCRYPTION_KEYS", "identity.encryption_keys", "derived from APP_TOKEN_SECRET", "keys encrypting the session keys kept at rest: kid:base64url(32 bytes), comma-separated, first encrypts"},
 	{"APP_WECHAT_BASEURL", "wechat.base_url", "https://api.weixin.qq.com", "WeChat API root"},
 	{"APP_WECHAT_EMULATOR", "wechat.emulator", "true in development", "run the built-in WeChat emulator and use it (refused in production)"},
 	{"APP_WECHAT_EMULATOR_ADDR", "wechat.emulator_addr", "127.0.0.1:8081", "emulator listen address"},
@@ -522,6 +568,13 @@ func (c *Config) complete() error {
 		bad("APP_TOKEN_JWT_ALG must be HS256 or EdDSA, not %q", c.Token.JWTAlg)
 	}
 
+	c.Identity.tokenSecrets = append([]string{c.Token.Secret}, c.Token.PreviousSecretList()...)
+	if c.Token.Secret == "" {
+		c.Identity.tokenSecrets = nil
+	}
+	if _, err := c.Identity.Keys(); err != nil && c.Token.Secret != "" {
+		bad("APP_ENCRYPTION_KEYS: %v", err)
+	}
 	if c.Redis.DB < 0 {
 		bad("APP_REDIS_DB must be 0 or more")
 	}

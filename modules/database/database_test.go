@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -135,3 +136,56 @@ func TestForeignKeysOnSQLite(t *testing.T) {
 }
 
 func testNow() (t time.Time) { return time.Now() }
+
+// TestStartRefusesAnOldSchema: without automatic migration, start fails with
+// one clear error until `app migrate` has run; after it, start succeeds.
+func TestStartRefusesAnOldSchema(t *testing.T) {
+	for _, backend := range testutil.Backends {
+		t.Run(backend, func(t *testing.T) {
+			cfg := testutil.DatabaseConfig(t, backend)
+			if backend == "sqlite" {
+				cfg.DSN = "file:" + filepath.Join(t.TempDir(), "fresh.db")
+			}
+			cfg.AutoMigrate = false
+			start := func() error {
+				app := fx.New(fx.NopLogger, fx.Supply(cfg, zap.NewNop()), database.Module, fx.Invoke(func(*ent.Client) {}))
+				err := app.Start(context.Background())
+				_ = app.Stop(context.Background())
+				return err
+			}
+			require.ErrorIs(t, start(), database.ErrSchemaBehind, "an empty database")
+			require.ErrorContains(t, start(), "run `app migrate`")
+
+			client, err := database.Open(cfg)
+			require.NoError(t, err)
+			defer client.Close()
+			require.NoError(t, database.Migrate(context.Background(), client))
+			require.NoError(t, start(), "the schema is current")
+			_, err = client.ExecContext(context.Background(), "DROP TABLE union_links")
+			require.NoError(t, err)
+			require.ErrorIs(t, start(), database.ErrSchemaBehind, "a table missing")
+		})
+	}
+}
+
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "fresh.db")
+	client, err := database.Open(config.Database{Driver: "sqlite", DSN: "file:" + fresh})
+	require.NoError(t, err)
+	require.NoError(t, database.Migrate(context.Background(), client))
+	client.Close()
+	for _, f := range []string{fresh, fresh + "-wal", fresh + "-shm"} {
+		if info, err := os.Stat(f); err == nil {
+			require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), f)
+		}
+	}
+	old := filepath.Join(dir, "old.db")
+	require.NoError(t, os.WriteFile(old, nil, 0o644))
+	client, err = database.Open(config.Database{Driver: "sqlite", DSN: "file:" + old})
+	require.NoError(t, err)
+	client.Close()
+	info, err := os.Stat(old)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "an existing file is tightened")
+}

@@ -25,11 +25,39 @@ var Module = fx.Module("log",
 	}),
 )
 
-// FxLogger routes fx's own events through the service logger; add it to
-// the application's options next to [Module].
+// FxLogger routes fx's own events through the service logger (warnings
+// and errors only, without stack traces); add it to the application's
+// options next to [Module]. A failed start is one line, "cannot start",
+// naming what failed: fx's intermediate events about it are left out.
 var FxLogger = fx.WithLogger(func(l *zap.Logger) fxevent.Logger {
-	return &fxevent.ZapLogger{Logger: l.Named("fx").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))}
+	l = l.Named("fx").WithOptions(zap.AddStacktrace(zapcore.FatalLevel))
+	return startOnce{&fxevent.ZapLogger{Logger: l.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))}, l}
 })
+
+// startOnce reports a failed start as one line.
+type startOnce struct {
+	fxevent.Logger
+	l *zap.Logger
+}
+
+// LogEvent drops the events that repeat a start failure and reports the
+// failure itself once.
+func (s startOnce) LogEvent(e fxevent.Event) {
+	switch e := e.(type) {
+	case *fxevent.OnStartExecuted:
+		if e.Err != nil {
+			return
+		}
+	case *fxevent.RollingBack:
+		return
+	case *fxevent.Started:
+		if e.Err != nil {
+			s.l.Error("cannot start", zap.String("error", e.Err.Error()))
+			return
+		}
+	}
+	s.Logger.LogEvent(e)
+}
 
 // New builds the logger for the configured environment and logs the
 // configuration's warnings.

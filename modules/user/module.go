@@ -1,11 +1,14 @@
 package user
 
 import (
+	"fmt"
+
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/internal/seal"
 )
 
 // Module provides the ent-backed Store with the merge hooks and listeners
@@ -18,17 +21,26 @@ var Module = fx.Module("user",
 type Params struct {
 	fx.In
 	Client    *ent.Client
-	Config    config.Identity `optional:"true"`
+	Config    config.Identity
 	Hooks     []MergeHook     `group:"user.merge_hooks"`
 	Listeners []Listener      `group:"user.listeners"`
 	Logger    *zap.Logger     `optional:"true"`
 }
 
-// NewStore builds the EntStore for fx.
-func NewStore(p Params) *EntStore {
-	opts := []Option{WithMerge(p.Config.MergeOn()), WithMergeHooks(p.Hooks...), WithListeners(p.Listeners...)}
+// NewStore builds the EntStore for fx; session keys are encrypted with
+// config.Identity's keys.
+func NewStore(p Params) (*EntStore, error) {
+	keys, err := p.Config.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("user: the keys encrypting session keys: %w", err)
+	}
+	ring, err := seal.New(keys...)
+	if err != nil {
+		return nil, fmt.Errorf("user: the keys encrypting session keys: %w", err)
+	}
+	opts := []Option{WithMerge(p.Config.MergeOn()), WithMergeHooks(p.Hooks...), WithListeners(p.Listeners...), WithSessionKeyRing(ring)}
 	if p.Logger != nil {
 		opts = append(opts, WithLogger(p.Logger))
 	}
-	return NewEntStore(p.Client, opts...)
+	return NewEntStore(p.Client, opts...), nil
 }

@@ -41,6 +41,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/internal/seal"
 	entidentity "github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	entunionlink "github.com/wxlogin/wxlogin/ent/unionlink"
@@ -156,6 +157,7 @@ type Store interface {
 // EntStore is the Store on an ent client.
 type EntStore struct {
 	client    *ent.Client
+	ring      *seal.Ring
 	now       func() time.Time
 	merge     bool
 	hooks     []MergeHook
@@ -180,6 +182,11 @@ func WithMergeHooks(hooks ...MergeHook) Option {
 func WithListeners(ls ...Listener) Option {
 	return func(s *EntStore) { s.listeners = append(s.listeners, ls...) }
 }
+
+// WithSessionKeyRing encrypts the session keys kept at rest (AES-GCM, each
+// bound to its identity). Without it they are stored as they come: the fx
+// Module always sets one, from config.Identity.
+func WithSessionKeyRing(r *seal.Ring) Option { return func(s *EntStore) { s.ring = r } }
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(s *EntStore) { s.log = l.Named("user") } }
@@ -237,7 +244,7 @@ func (s *EntStore) login(ctx context.Context, in LoginInput) (*LoginResult, erro
 		upd.Where(entidentity.Unionid(in.UnionID))
 	}
 	if in.SessionKey != "" {
-		upd.SetSessionKey(in.SessionKey)
+		upd.SetSessionKey(s.sealKey(key, in.SessionKey))
 	}
 	if in.Kind != "" {
 		upd.SetKind(in.Kind)
@@ -280,7 +287,7 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 		}
 		upd := c.Identity.UpdateOneID(id.ID).SetLastLoginAt(now).SetUpdatedAt(now)
 		if in.SessionKey != "" {
-			upd.SetSessionKey(in.SessionKey)
+			upd.SetSessionKey(s.sealKey(key, in.SessionKey))
 		}
 		if in.Kind != "" {
 			upd.SetKind(in.Kind)
@@ -318,7 +325,7 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 		create := c.Identity.Create().
 			SetProvider(in.Provider).SetKind(orDefault(in.Kind, "miniprogram")).
 			SetAppid(in.AppID).SetOpenid(in.OpenID).
-			SetSessionKey(in.SessionKey).
+			SetSessionKey(s.sealKey(key, in.SessionKey)).
 			SetLastLoginAt(now).SetCreatedAt(now).SetUpdatedAt(now).
 			SetUserID(userID)
 		if in.UnionID != "" {
@@ -479,6 +486,7 @@ func (s *EntStore) loadByIdentity(ctx context.Context, c *ent.Client, key Identi
 	if err != nil {
 		return nil, fmt.Errorf("user: load: %w", err)
 	}
+	s.openKeys(u.Edges.Identities...)
 	return u, nil
 }
 
@@ -508,6 +516,7 @@ func (s *EntStore) Get(ctx context.Context, id int) (*ent.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user: get: %w", err)
 	}
+	s.openKeys(u.Edges.Identities...)
 	return u, nil
 }
 
@@ -520,6 +529,7 @@ func (s *EntStore) Identity(ctx context.Context, userID int, key IdentityKey) (*
 	if err != nil {
 		return nil, fmt.Errorf("user: read identity: %w", err)
 	}
+	s.openKeys(id)
 	return id, nil
 }
 
@@ -566,7 +576,7 @@ func (s *EntStore) SetPhone(ctx context.Context, id int, p Phone) (*ent.User, er
 // SetSessionKey replaces an identity's stored session_key.
 func (s *EntStore) SetSessionKey(ctx context.Context, key IdentityKey, sessionKey string) error {
 	n, err := s.client.Identity.Update().Where(identityIs(key)).
-		SetSessionKey(sessionKey).SetUpdatedAt(s.now()).Save(ctx)
+		SetSessionKey(s.sealKey(key, sessionKey)).SetUpdatedAt(s.now()).Save(ctx)
 	if err != nil {
 		return fmt.Errorf("user: store session key: %w", err)
 	}
@@ -586,6 +596,40 @@ func (s *EntStore) save(ctx context.Context, upd *ent.UserUpdateOne) (*ent.User,
 	}
 	return s.Get(ctx, u.ID)
 }
+
+// sealKey encrypts a session key for the identity key names.
+func (s *EntStore) sealKey(key IdentityKey, plain string) string {
+	if s.ring == nil || plain == "" {
+		return plain
+	}
+	return s.ring.Seal([]byte(plain), keyAAD(key))
+}
+
+// openKeys replaces the stored session keys of ids by their plaintext; a
+// key that does not open (its encryption key was retired) reads as none,
+// which the open-data routes answer with "log in again".
+func (s *EntStore) openKeys(ids ...*ent.Identity) {
+	for _, id := range ids {
+		if id.SessionKey == "" || !seal.IsSealed(id.SessionKey) {
+			continue // none, or kept in clear by an older version
+		}
+		if s.ring == nil {
+			id.SessionKey = ""
+			continue
+		}
+		plain, err := s.ring.Open(id.SessionKey, keyAAD(KeyOf(id)))
+		if err != nil {
+			s.log.Warn("a stored session key does not open with APP_ENCRYPTION_KEYS; the user must log in again",
+				zap.String("appid", id.Appid))
+			id.SessionKey = ""
+			continue
+		}
+		id.SessionKey = string(plain)
+	}
+}
+
+// keyAAD binds a sealed session key to its identity.
+func keyAAD(k IdentityKey) []byte { return []byte(k.Provider + "\x00" + k.AppID + "\x00" + k.OpenID) }
 
 // inTx runs fn in a transaction, committed when fn returns nil.
 func (s *EntStore) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {

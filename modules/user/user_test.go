@@ -16,6 +16,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 	entidentity "github.com/wxlogin/wxlogin/ent/identity"
 	entuser "github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/testutil"
 	"github.com/wxlogin/wxlogin/modules/user"
 )
@@ -285,6 +286,48 @@ func TestStoreContract(t *testing.T) {
 				require.Equal(t, "key-o-sk-b", idB.SessionKey, "each identity keeps its own")
 				_, err = s.Identity(ctx, r.User.ID+1000, keyA)
 				require.ErrorIs(t, err, user.ErrNotFound, "not another user's")
+			})
+
+			t.Run("session keys are encrypted at rest, bound to their identity", func(t *testing.T) {
+				ring, err := seal.New(seal.Key{ID: "k1", Secret: make([]byte, seal.KeySize)})
+				require.NoError(t, err)
+				sealed := user.NewEntStore(client, user.WithSessionKeyRing(ring))
+				in := mini("wxA", "o-rest", "")
+				in.SessionKey = "o0q0otL8aEzpcZL/FT9WsQ=="
+				r, err := sealed.Login(ctx, in)
+				require.NoError(t, err)
+				require.Equal(t, in.SessionKey, r.Identity.SessionKey, "callers see the plaintext")
+				row, err := client.Identity.Query().Where(entidentity.Openid("o-rest")).Only(ctx)
+				require.NoError(t, err)
+				require.True(t, seal.IsSealed(row.SessionKey))
+				require.NotContains(t, row.SessionKey, "o0q0otL8", "the database holds no plaintext")
+
+				key := user.IdentityKey{Provider: "wechat", AppID: "wxA", OpenID: "o-rest"}
+				id, err := sealed.Identity(ctx, r.User.ID, key)
+				require.NoError(t, err)
+				require.Equal(t, in.SessionKey, id.SessionKey)
+
+				// A sealed key copied to another identity's row does not open there.
+				other, err := sealed.Login(ctx, mini("wxA", "o-rest-2", ""))
+				require.NoError(t, err)
+				_, err = client.Identity.Update().Where(entidentity.Openid("o-rest-2")).SetSessionKey(row.SessionKey).Save(ctx)
+				require.NoError(t, err)
+				id2, err := sealed.Identity(ctx, other.User.ID, user.IdentityKey{Provider: "wechat", AppID: "wxA", OpenID: "o-rest-2"})
+				require.NoError(t, err)
+				require.Empty(t, id2.SessionKey, "reads as none: log in again")
+
+				// Rotation: a new first key seals, the old one still opens.
+				rotated, err := seal.New(seal.Key{ID: "k2", Secret: []byte("0123456789abcdef0123456789abcdef")}, seal.Key{ID: "k1", Secret: make([]byte, seal.KeySize)})
+				require.NoError(t, err)
+				id, err = user.NewEntStore(client, user.WithSessionKeyRing(rotated)).Identity(ctx, r.User.ID, key)
+				require.NoError(t, err)
+				require.Equal(t, in.SessionKey, id.SessionKey)
+				// A key kept in clear by an older version still reads.
+				_, err = client.Identity.Update().Where(entidentity.Openid("o-rest")).SetSessionKey("legacy-plain-key").Save(ctx)
+				require.NoError(t, err)
+				id, err = sealed.Identity(ctx, r.User.ID, key)
+				require.NoError(t, err)
+				require.Equal(t, "legacy-plain-key", id.SessionKey)
 			})
 
 			t.Run("profile update validates before writing", func(t *testing.T) {
