@@ -10,7 +10,9 @@ import (
 	"github.com/wxlogin/wxlogin/internal/seal"
 )
 
-func key(id string, b byte) seal.Key { return seal.Key{ID: id, Secret: bytes.Repeat([]byte{b}, seal.KeySize)} }
+func key(id string, b byte) seal.Key {
+	return seal.Key{ID: id, Secret: bytes.Repeat([]byte{b}, seal.KeySize)}
+}
 
 func TestSealOpens(t *testing.T) {
 	r, err := seal.New(key("k1", 1))

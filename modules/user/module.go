@@ -22,9 +22,9 @@ type Params struct {
 	fx.In
 	Client    *ent.Client
 	Config    config.Identity
-	Hooks     []MergeHook     `group:"user.merge_hooks"`
-	Listeners []Listener      `group:"user.listeners"`
-	Logger    *zap.Logger     `optional:"true"`
+	Hooks     []MergeHook `group:"user.merge_hooks"`
+	Listeners []Listener  `group:"user.listeners"`
+	Logger    *zap.Logger `optional:"true"`
 }
 
 // NewStore builds the EntStore for fx; session keys are encrypted with

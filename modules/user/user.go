@@ -41,11 +41,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/ent"
-	"github.com/wxlogin/wxlogin/internal/seal"
 	entidentity "github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	entunionlink "github.com/wxlogin/wxlogin/ent/unionlink"
 	entuser "github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/internal/seal"
 )
 
 // ErrNotFound means no (active) user or identity answers to the given key.
