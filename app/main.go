@@ -30,6 +30,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/example"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/profile"
 	"github.com/wxlogin/wxlogin/modules/redis"
 	"github.com/wxlogin/wxlogin/modules/token"
@@ -94,6 +95,7 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		database.Module,
 		user.Module,
 		wechat.Module,
+		platformtoken.Module,
 		token.Module,
 		httpserver.Module,
 		auth.Module,

@@ -19,6 +19,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/emulator"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
 	"github.com/wxlogin/wxlogin/modules/wechat"
@@ -61,6 +62,7 @@ func newService(cfg *config.Config) *fx.App {
 		database.Module,
 		user.Module,
 		wechat.Module,
+		platformtoken.Module,
 		token.Module, // jwt, db or redis: APP_TOKEN_STRATEGY decides
 		httpserver.Module,
 		auth.Module,

@@ -1,40 +1,25 @@
 package wechat
 
 import (
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 )
 
-// Module provides Client, *TokenManager and TokenStore.
+// Module provides Client and its *platformtoken.Manager. It shares access
+// tokens through the platformtoken.Store of platformtoken.Module.
 var Module = fx.Module("wechat",
-	fx.Provide(NewTokenStore, New),
+	fx.Provide(New),
 )
-
-// StoreParams are NewTokenStore's dependencies; both are optional.
-type StoreParams struct {
-	fx.In
-	Redis  *redis.Client `optional:"true"`
-	Config config.Redis  `optional:"true"`
-}
-
-// NewTokenStore is a RedisStore (keys prefixed by config.Redis.Prefix) when
-// the graph holds a *redis.Client, else a MemoryStore.
-func NewTokenStore(p StoreParams) TokenStore {
-	if p.Redis != nil {
-		return NewRedisStore(p.Redis, p.Config.Prefix)
-	}
-	return NewMemoryStore()
-}
 
 // Params are New's dependencies.
 type Params struct {
 	fx.In
 	Lifecycle fx.Lifecycle `optional:"true"`
 	Config    config.WeChat
-	Store     TokenStore
+	Store     platformtoken.Store
 	Logger    *zap.Logger `optional:"true"`
 }
 
@@ -42,7 +27,7 @@ type Params struct {
 type Result struct {
 	fx.Out
 	Client Client
-	Tokens *TokenManager
+	Tokens *platformtoken.Manager
 }
 
 // New builds the HTTP client and its token manager for fx; the client's

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/internal/testutil"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 )
 
 func TestModuleWithoutRedisUsesMemory(t *testing.T) {
@@ -20,18 +21,19 @@ func TestModuleWithoutRedisUsesMemory(t *testing.T) {
 	logger, logs := observed()
 	var (
 		client Client
-		tokens *TokenManager
-		store  TokenStore
+		tokens *platformtoken.Manager
+		store  platformtoken.Store
 	)
 	app := fxtest.New(t,
 		fx.Supply(f.config(), logger),
 		Module,
+		platformtoken.Module,
 		fx.Populate(&client, &tokens, &store),
 	)
 	app.RequireStart()
 	defer app.RequireStop()
 
-	assert.IsType(t, &MemoryStore{}, store)
+	assert.IsType(t, &platformtoken.MemoryStore{}, store)
 	assert.Same(t, store, tokens.Store())
 	assert.Equal(t, testAppID, client.AppID())
 	s, err := client.Code2Session(context.Background(), "c")
@@ -45,33 +47,35 @@ func TestModuleWithRedisSharesThroughIt(t *testing.T) {
 	f := newFake(t)
 	var (
 		client Client
-		store  TokenStore
+		store  platformtoken.Store
 	)
 	app := fxtest.New(t,
 		fx.Supply(f.config(), config.Redis{Addr: testutil.RedisAddr, Prefix: prefix}, zap.NewNop()),
 		fx.Provide(func() *redis.Client { return rdb }),
 		Module,
+		platformtoken.Module,
 		fx.Populate(&client, &store),
 	)
 	app.RequireStart()
 	defer app.RequireStop()
 
-	require.IsType(t, &RedisStore{}, store)
+	require.IsType(t, &platformtoken.RedisStore{}, store)
 	tok, err := client.AccessToken(context.Background())
 	require.NoError(t, err)
-	stored, err := rdb.HGet(context.Background(), prefix+"wechat:access_token:"+testAppID, "v").Result()
+	stored, err := rdb.HGet(context.Background(), prefix+"access_token:{"+testAppID+"}", "v").Result()
 	require.NoError(t, err)
 	assert.Equal(t, tok, stored)
 }
 
 func TestModuleStoreReplacedWithDecorate(t *testing.T) {
 	f := newFake(t)
-	mine := NewMemoryStore()
-	var tokens *TokenManager
+	mine := platformtoken.NewMemoryStore()
+	var tokens *platformtoken.Manager
 	app := fxtest.New(t,
 		fx.Supply(f.config()),
 		Module,
-		fx.Decorate(func(TokenStore) TokenStore { return mine }),
+		platformtoken.Module,
+		fx.Decorate(func(platformtoken.Store) platformtoken.Store { return mine }),
 		fx.Populate(&tokens),
 	)
 	app.RequireStart()
@@ -80,6 +84,6 @@ func TestModuleStoreReplacedWithDecorate(t *testing.T) {
 }
 
 func TestModuleRefusesAnIncompleteConfig(t *testing.T) {
-	app := fx.New(fx.NopLogger, fx.Supply(config.WeChat{BaseURL: "https://api.weixin.qq.com"}), Module, fx.Invoke(func(Client) {}))
+	app := fx.New(fx.NopLogger, fx.Supply(config.WeChat{BaseURL: "https://api.weixin.qq.com"}), Module, platformtoken.Module, fx.Invoke(func(Client) {}))
 	assert.Error(t, app.Err())
 }
