@@ -22,6 +22,9 @@ import (
 // MaxDeviceBody caps device-API request bodies.
 const MaxDeviceBody = 64 << 10
 
+// MaxWireBody caps what the emulators read of a wire request's body.
+const MaxWireBody = 1 << 20
+
 // InputError is a device-API request an emulator refuses. Over HTTP it is
 // answered with Status and {"error":{"code":Code,"message":Message}}.
 type InputError struct {
@@ -167,6 +170,10 @@ func (w *Wire) Handle(path, ctype string, writeError func(http.ResponseWriter, *
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		f := w.enter(path)
 		if f != nil && f.DelayMS > 0 {
+			// Read the body first: only then does net/http notice a client
+			// that gives up, and end the delay.
+			body, _ := io.ReadAll(io.LimitReader(r.Body, MaxWireBody))
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			t := time.NewTimer(time.Duration(f.DelayMS) * time.Millisecond)
 			select {
 			case <-r.Context().Done():
@@ -237,7 +244,7 @@ func DeviceMux(w *Wire, login DeviceFunc) *http.ServeMux {
 	mux.Handle("/stats", Device(http.MethodGet, func(*http.Request) (any, error) { return StatsResponse{Calls: w.Calls()}, nil }))
 	mux.Handle("/", Device("", func(*http.Request) (any, error) {
 		return nil, &InputError{Status: http.StatusNotFound, Code: "not_found",
-			Message: "no such device API; see login, faults, stats"}
+			Message: "no such device API; see the emulator's documentation (login, faults, stats)"}
 	}))
 	return mux
 }
