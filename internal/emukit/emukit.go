@@ -357,8 +357,8 @@ func ValidID(s string) bool {
 	return true
 }
 
-// PickApp returns the appid a device call names, or the only app when it
-// names none; known reports whether an appid is configured.
+// PickApp returns the appid a device call names — one of apps — or the
+// only app when it names none; else an InputError.
 func PickApp(appid string, apps []string) (string, error) {
 	if appid == "" {
 		if len(apps) == 1 {

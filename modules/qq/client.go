@@ -1,6 +1,7 @@
 package qq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -267,7 +268,7 @@ func (c *HTTPClient) call(ctx context.Context, a *app, path string, query url.Va
 // decode reads a QQ answer whatever its Content-Type: errcode first, then
 // the HTTP status, then the payload.
 func decode(path string, resp platformhttp.Response, out any, secrets []string) error {
-	body := trimBody(resp.Body)
+	body := bytes.TrimPrefix(bytes.TrimSpace(resp.Body), []byte("\xef\xbb\xbf"))
 	bad := func(problem string) error {
 		return &ResponseError{Platform: Platform, Path: path, StatusCode: resp.Status, ContentType: resp.ContentType,
 			Problem: platformhttp.Scrub(problem, secrets)}
@@ -303,18 +304,4 @@ func decode(path string, resp platformhttp.Response, out any, secrets []string) 
 		return bad("unexpected JSON: " + err.Error())
 	}
 	return nil
-}
-
-// trimBody drops surrounding whitespace and a UTF-8 byte-order mark.
-func trimBody(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
-		b = b[1:]
-	}
-	if len(b) >= 3 && b[0] == 0xef && b[1] == 0xbb && b[2] == 0xbf {
-		b = b[3:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
