@@ -30,6 +30,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/example"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/profile"
 	"github.com/wxlogin/wxlogin/modules/provider"
 	"github.com/wxlogin/wxlogin/modules/redis"
@@ -96,6 +97,7 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		user.Module,
 		provider.Module,
 		wechat.Module,
+		platformtoken.Module,
 		token.Module,
 		httpserver.Module,
 		auth.Module,

@@ -660,6 +660,7 @@ func (c *Config) completeApps(bad func(string, ...any)) {
 				bad("%s: secret is required", name)
 			}
 		}
+		c.completeAlipay(a, name, bad)
 		if a.BaseURL != "" {
 			if u, err := url.Parse(a.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				bad("%s: base_url must be an http(s) URL, not %q", name, a.BaseURL)

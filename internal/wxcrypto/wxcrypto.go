@@ -4,6 +4,8 @@
 //   - [Decrypt], [DecryptUserInfo] and [DecryptPhone] open the encryptedData
 //   - iv a device hands over (AES-128-CBC, PKCS#7, key = the user's
 //     session_key) and reject it unless the watermark names our appid;
+//   - [Open] decrypts the same way without looking for a watermark, for
+//     platforms that use WeChat's algorithm (Douyin);
 //   - [Encrypt] does the opposite, for the emulator and for tests;
 //   - [VerifyRawData] checks wx.getUserInfo's rawData signature;
 //   - [SessionSignature] signs checkSessionKey/resetUserSessionKey calls.
@@ -182,6 +184,34 @@ func (c *CountryCode) UnmarshalJSON(b []byte) error {
 // decrypt to a JSON object with a watermark gives [ErrStaleSessionKey]; a
 // foreign watermark gives [ErrAppIDMismatch]. An empty appID matches nothing.
 func Decrypt(sessionKey, encryptedData, iv, appID string) ([]byte, error) {
+	plain, err := Open(sessionKey, encryptedData, iv)
+	if err != nil {
+		return nil, err
+	}
+	var probe struct {
+		Watermark *struct {
+			AppID *string `json:"appid"`
+		} `json:"watermark"`
+	}
+	if json.Unmarshal(plain, &probe) != nil {
+		return nil, fail(ErrStaleSessionKey, "plaintext", DemoIllegalBuffer, "the decrypted data is not a JSON object")
+	}
+	if probe.Watermark == nil || probe.Watermark.AppID == nil {
+		return nil, fail(ErrStaleSessionKey, "watermark", DemoIllegalBuffer, "the decrypted data has no watermark appid")
+	}
+	if got := *probe.Watermark.AppID; appID == "" || got != appID {
+		return nil, fail(ErrAppIDMismatch, "watermark", DemoIllegalBuffer,
+			"watermark appid %q is not this mini program's", printable(got, 64))
+	}
+	return plain, nil
+}
+
+// Open decrypts open data the way [Decrypt] does — AES-128-CBC under the
+// session_key, strict PKCS#7 — and returns the plaintext once it is a JSON
+// object, without looking for a watermark: for platforms that use WeChat's
+// algorithm but whose plaintext may carry none (Douyin). Its errors are
+// those of Decrypt.
+func Open(sessionKey, encryptedData, iv string) ([]byte, error) {
 	key, err := decodeSessionKey(sessionKey)
 	if err != nil {
 		return nil, err
@@ -213,21 +243,9 @@ func Decrypt(sessionKey, encryptedData, iv, appID string) ([]byte, error) {
 	if !ok {
 		return nil, fail(ErrStaleSessionKey, "plaintext", DemoIllegalBuffer, "the padding is invalid after decryption")
 	}
-
-	var probe struct {
-		Watermark *struct {
-			AppID *string `json:"appid"`
-		} `json:"watermark"`
-	}
-	if !json.Valid(plain) || json.Unmarshal(plain, &probe) != nil {
+	var object map[string]json.RawMessage
+	if !json.Valid(plain) || json.Unmarshal(plain, &object) != nil || object == nil {
 		return nil, fail(ErrStaleSessionKey, "plaintext", DemoIllegalBuffer, "the decrypted data is not a JSON object")
-	}
-	if probe.Watermark == nil || probe.Watermark.AppID == nil {
-		return nil, fail(ErrStaleSessionKey, "watermark", DemoIllegalBuffer, "the decrypted data has no watermark appid")
-	}
-	if got := *probe.Watermark.AppID; appID == "" || got != appID {
-		return nil, fail(ErrAppIDMismatch, "watermark", DemoIllegalBuffer,
-			"watermark appid %q is not this mini program's", printable(got, 64))
 	}
 	return plain, nil
 }

@@ -339,3 +339,30 @@ func assertKind(t *testing.T, err, kind error, code int) {
 		}
 	}
 }
+
+func TestOpenNeedsNoWatermark(t *testing.T) {
+	key := NewSessionKey()
+	data, iv, err := Encrypt(key, []byte(`{"phoneNumber":"13800000000"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Open(key, data, iv)
+	if err != nil || string(plain) != `{"phoneNumber":"13800000000"}` {
+		t.Fatalf("Open: %q, %v", plain, err)
+	}
+	if _, err := Decrypt(key, data, iv, "wxA"); !errors.Is(err, ErrStaleSessionKey) {
+		t.Fatalf("Decrypt still wants a watermark: %v", err)
+	}
+	for _, plain := range []string{`null`, `[1]`, `"x"`, `{"a":`} {
+		data, iv, _ := Encrypt(key, []byte(plain))
+		if _, err := Open(key, data, iv); !errors.Is(err, ErrStaleSessionKey) {
+			t.Fatalf("Open(%s): %v", plain, err)
+		}
+	}
+	if _, err := Open(NewSessionKey(), data, iv); !errors.Is(err, ErrStaleSessionKey) {
+		t.Fatalf("another key: %v", err)
+	}
+	if _, err := Open(key, "not base64!", iv); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("malformed: %v", err)
+	}
+}

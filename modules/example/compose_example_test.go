@@ -18,6 +18,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/emulator"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/provider"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
@@ -62,6 +63,7 @@ func newService(cfg *config.Config) *fx.App {
 		user.Module,
 		provider.Module, // resolves an appid to its app and platform
 		wechat.Module,
+		platformtoken.Module,
 		token.Module, // jwt, db or redis: APP_TOKEN_STRATEGY decides
 		httpserver.Module,
 		auth.Module,

@@ -16,6 +16,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/emulator"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/provider"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
@@ -62,7 +63,7 @@ func Example_merge() {
 	}
 	var client *ent.Client
 	app := fx.New(
-		config.Static(cfg), log.Module, database.Module, user.Module, provider.Module, wechat.Module,
+		config.Static(cfg), log.Module, database.Module, user.Module, provider.Module, platformtoken.Module, wechat.Module,
 		token.Module, httpserver.Module, auth.Module, emulator.Module,
 		Points,
 		fx.Populate(&client),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/internal/wxcrypto"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/provider"
 )
 
@@ -72,16 +73,16 @@ type HTTPClient struct {
 	timeout time.Duration
 	http    *http.Client
 	log     *zap.Logger
-	tokens  *TokenManager
+	tokens  *platformtoken.Manager
 }
 
-// Option adjusts NewClient or NewTokenManager.
+// Option adjusts NewClient.
 type Option func(*options)
 
 type options struct {
 	logger     *zap.Logger
 	httpClient *http.Client
-	store      TokenStore
+	store      platformtoken.Store
 	now        func() time.Time
 	lockTTL    time.Duration
 }
@@ -93,8 +94,9 @@ func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l }
 // verification, and stops it from following redirects.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
 
-// WithTokenStore sets where access tokens are shared (default: a MemoryStore).
-func WithTokenStore(s TokenStore) Option { return func(o *options) { o.store = s } }
+// WithTokenStore sets where access tokens are shared (default: a
+// platformtoken.MemoryStore).
+func WithTokenStore(s platformtoken.Store) Option { return func(o *options) { o.store = s } }
 
 // WithClock sets the clock that decides when a token is due for refresh (tests).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -115,13 +117,13 @@ func collect(opts []Option) options {
 		o.now = time.Now
 	}
 	if o.store == nil {
-		o.store = NewMemoryStore()
+		o.store = platformtoken.NewMemoryStore()
 	}
 	return o
 }
 
 // NewClient builds the client for cfg: AppID, Secret, BaseURL, Timeout and
-// StableToken are used. Its TokenManager shares tokens through the
+// StableToken are used. Its token manager shares tokens through the
 // WithTokenStore store.
 func NewClient(cfg config.WeChat, opts ...Option) (*HTTPClient, error) {
 	o := collect(opts)
@@ -152,7 +154,10 @@ func NewClient(cfg config.WeChat, opts ...Option) (*HTTPClient, error) {
 	if o.lockTTL <= 0 {
 		o.lockTTL = max(2*timeout, time.Second)
 	}
-	c.tokens = newTokenManager(cfg.AppID, c.fetchAccessToken, o)
+	c.tokens = platformtoken.New(cfg.AppID, o.store, c.fetchAccessToken,
+		platformtoken.WithLogger(c.log), platformtoken.WithClock(o.now), platformtoken.WithLockTTL(o.lockTTL),
+		platformtoken.WithRejected(func(err error) bool { return IsKind(err, KindAccessToken) }),
+		platformtoken.WithUnavailable(func(err error) error { return &TransportError{Path: "access token", Err: err} }))
 	return c, nil
 }
 
@@ -182,7 +187,7 @@ func (c *HTTPClient) CloseIdleConnections() { c.http.CloseIdleConnections() }
 func (c *HTTPClient) AppID() string { return c.appID }
 
 // Tokens is the client's access-token manager.
-func (c *HTTPClient) Tokens() *TokenManager { return c.tokens }
+func (c *HTTPClient) Tokens() *platformtoken.Manager { return c.tokens }
 
 // AccessToken returns the app's current access token.
 func (c *HTTPClient) AccessToken(ctx context.Context) (string, error) {

@@ -46,17 +46,18 @@
 //
 // # Access tokens
 //
-// [TokenManager] keeps one token per AppID in a [TokenStore]: cached until
-// five minutes before expiry, one fetch at a time per process
-// (single-flight) and, through the store's lock, per fleet; the other
-// instances poll the store for the token the lock holder stores. When a
-// business API rejects a token (KindAccessToken), the token is deleted from
-// the store only if it is still the one that failed (compare-and-delete), the
-// store is read again (another instance may have refreshed it), and the call
-// is retried once. A forced refresh (stable_token force_refresh) is never
-// made. config.WeChat.StableToken selects POST /cgi-bin/stable_token (the
-// default) or the classic GET /cgi-bin/token. Other code that calls other
-// WeChat APIs uses [TokenManager.Do] to get the same re-read-and-retry-once.
+// The client's [*platformtoken.Manager] keeps one token per AppID in the
+// [platformtoken.Store] every platform shares: cached until five minutes
+// before expiry, one fetch at a time per process (single-flight) and,
+// through the store's lock, per fleet; the other instances poll the store
+// for the token the lock holder stores. When a business API rejects a token
+// (KindAccessToken), the token is deleted from the store only if it is still
+// the one that failed (compare-and-delete), the store is read again (another
+// instance may have refreshed it), and the call is retried once. A forced
+// refresh (stable_token force_refresh) is never made. config.WeChat.StableToken
+// selects POST /cgi-bin/stable_token (the default) or the classic GET
+// /cgi-bin/token. Other code that calls other WeChat APIs uses
+// [HTTPClient.Tokens]().Do to get the same re-read-and-retry-once.
 //
 // If the store fails (Redis down), the manager logs a warning and fetches
 // without it, so logins keep working; with stable_token, instances then still
@@ -64,11 +65,12 @@
 //
 // # fx
 //
-// [Module] provides [Client], [*TokenManager] and [TokenStore]. The store is
-// a [MemoryStore] unless the graph holds a *redis.Client, in which case it is
-// a [RedisStore] with config.Redis.Prefix. An application replaces
+// [Module] provides [Client] and its [*platformtoken.Manager]; it takes the
+// [platformtoken.Store] from platformtoken.Module (a Redis store when the
+// graph holds Redis, else memory), which the application lists once for all
+// platforms. An application replaces
 //
-//   - the store:  fx.Decorate(func(wechat.TokenStore) wechat.TokenStore { return myStore })
+//   - the store:  fx.Decorate(func(platformtoken.Store) platformtoken.Store { return myStore })
 //   - the client: fx.Decorate(func(c wechat.Client) wechat.Client { return myClient{c} })
 //
 // (fx.Decorate at the root of fx.New applies inside this module too). Without

@@ -1,40 +1,24 @@
 package wechat
 
 import (
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/provider"
 )
 
-// Module provides *Clients (one client per WeChat app of config.Apps), the
-// WeChat *Provider (in the "providers" group) and TokenStore.
+// Module provides *Clients (one client per WeChat app of config.Apps) and
+// the WeChat *Provider (in the "providers" group). The clients share access
+// tokens, per appid, through the platformtoken.Store of platformtoken.Module.
 var Module = fx.Module("wechat",
 	fx.Provide(
-		NewTokenStore,
 		New,
 		NewProviderFx,
 		provider.AsProvider(func(p *Provider) *Provider { return p }),
 	),
 )
-
-// StoreParams are NewTokenStore's dependencies; both are optional.
-type StoreParams struct {
-	fx.In
-	Redis  *redis.Client `optional:"true"`
-	Config config.Redis  `optional:"true"`
-}
-
-// NewTokenStore is a RedisStore (keys prefixed by config.Redis.Prefix) when
-// the graph holds a *redis.Client, else a MemoryStore.
-func NewTokenStore(p StoreParams) TokenStore {
-	if p.Redis != nil {
-		return NewRedisStore(p.Redis, p.Config.Prefix)
-	}
-	return NewMemoryStore()
-}
 
 // Params are New's dependencies.
 type Params struct {
@@ -42,7 +26,7 @@ type Params struct {
 	Lifecycle fx.Lifecycle `optional:"true"`
 	Config    config.WeChat
 	Apps      config.Apps
-	Store     TokenStore
+	Store     platformtoken.Store
 	Logger    *zap.Logger `optional:"true"`
 }
 

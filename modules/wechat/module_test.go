@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/internal/testutil"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/provider"
 )
 
@@ -27,7 +28,7 @@ func TestModuleWithoutRedisUsesMemory(t *testing.T) {
 	logger, logs := observed()
 	var (
 		clients *Clients
-		store   TokenStore
+		store   platformtoken.Store
 		group   struct {
 			fx.In
 			Providers []provider.Provider `group:"providers"`
@@ -36,12 +37,13 @@ func TestModuleWithoutRedisUsesMemory(t *testing.T) {
 	app := fxtest.New(t,
 		fx.Supply(f.config(), testApps, logger),
 		Module,
+		platformtoken.Module,
 		fx.Populate(&clients, &store, &group),
 	)
 	app.RequireStart()
 	defer app.RequireStop()
 
-	assert.IsType(t, &MemoryStore{}, store)
+	assert.IsType(t, &platformtoken.MemoryStore{}, store)
 	require.Equal(t, []string{testAppID}, clients.AppIDs(), "one client per WeChat app, none for other platforms")
 	client, ok := clients.Client(testAppID)
 	require.True(t, ok)
@@ -62,33 +64,35 @@ func TestModuleWithRedisSharesThroughIt(t *testing.T) {
 	rdb, prefix := testutil.Redis(t)
 	f := newFake(t)
 	var clients *Clients
-	var store TokenStore
+	var store platformtoken.Store
 	app := fxtest.New(t,
 		fx.Supply(f.config(), testApps, config.Redis{Addr: testutil.RedisAddr, Prefix: prefix}, zap.NewNop()),
 		fx.Provide(func() *redis.Client { return rdb }),
 		Module,
+		platformtoken.Module,
 		fx.Populate(&clients, &store),
 	)
 	app.RequireStart()
 	defer app.RequireStop()
 
-	require.IsType(t, &RedisStore{}, store)
+	require.IsType(t, &platformtoken.RedisStore{}, store)
 	client, _ := clients.Client(testAppID)
 	tok, err := client.AccessToken(context.Background())
 	require.NoError(t, err)
-	stored, err := rdb.HGet(context.Background(), prefix+"wechat:access_token:"+testAppID, "v").Result()
+	stored, err := rdb.HGet(context.Background(), prefix+"access_token:{"+testAppID+"}", "v").Result()
 	require.NoError(t, err)
 	assert.Equal(t, tok, stored)
 }
 
 func TestModuleStoreReplacedWithDecorate(t *testing.T) {
 	f := newFake(t)
-	mine := NewMemoryStore()
+	mine := platformtoken.NewMemoryStore()
 	var clients *Clients
 	app := fxtest.New(t,
 		fx.Supply(f.config(), testApps),
 		Module,
-		fx.Decorate(func(TokenStore) TokenStore { return mine }),
+		platformtoken.Module,
+		fx.Decorate(func(platformtoken.Store) platformtoken.Store { return mine }),
 		fx.Populate(&clients),
 	)
 	app.RequireStart()
@@ -110,6 +114,7 @@ func TestModuleClientsReplacedWithDecorate(t *testing.T) {
 	app := fxtest.New(t,
 		fx.Supply(f.config(), testApps),
 		Module,
+		platformtoken.Module,
 		fx.Decorate(func(cs *Clients) *Clients {
 			return cs.Map(func(_ string, c Client) Client { return renamed{c} })
 		}),
@@ -124,6 +129,6 @@ func TestModuleClientsReplacedWithDecorate(t *testing.T) {
 
 func TestModuleRefusesAnIncompleteApp(t *testing.T) {
 	app := fx.New(fx.NopLogger, fx.Supply(config.WeChat{BaseURL: "https://api.weixin.qq.com"}, config.Apps{{Platform: "wechat", AppID: "wxA"}}),
-		Module, fx.Invoke(func(*Clients) {}))
+		Module, platformtoken.Module, fx.Invoke(func(*Clients) {}))
 	assert.ErrorContains(t, app.Err(), "wxA")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
 )
 
 func TestTokenEndpointSelectedByConfig(t *testing.T) {
@@ -50,7 +51,7 @@ func TestTokenCachedUntilFiveMinutesBeforeExpiry(t *testing.T) {
 
 	first, err := c.AccessToken(ctx)
 	require.NoError(t, err)
-	clock.Advance(7200*time.Second - RefreshMargin - time.Second)
+	clock.Advance(7200*time.Second - platformtoken.RefreshMargin - time.Second)
 	again, err := c.AccessToken(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, first, again)
@@ -67,23 +68,7 @@ func TestTokenCachedUntilFiveMinutesBeforeExpiry(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, next, stored.Value)
 	assert.Equal(t, clock.Now().Add(7200*time.Second), stored.ExpiresAt)
-	assert.Equal(t, clock.Now().Add(7200*time.Second-RefreshMargin), stored.RefreshAt)
-}
-
-func TestShortLivedTokenRefreshedHalfway(t *testing.T) {
-	f := newFake(t)
-	f.lifetime = 120
-	clock := newClock()
-	c := f.client(t, nil, WithClock(clock.Now))
-	ctx := context.Background()
-	_, err := c.AccessToken(ctx)
-	require.NoError(t, err)
-	clock.Advance(59 * time.Second)
-	_, _ = c.AccessToken(ctx)
-	assert.Equal(t, 1, f.fetches())
-	clock.Advance(time.Second)
-	_, _ = c.AccessToken(ctx)
-	assert.Equal(t, 2, f.fetches())
+	assert.Equal(t, clock.Now().Add(7200*time.Second-platformtoken.RefreshMargin), stored.RefreshAt)
 }
 
 func TestConcurrentPhoneCallsShareOneTokenFetch(t *testing.T) {
@@ -129,7 +114,7 @@ func TestRejectedTokenIsReadAgainAndTheCallRetriedOnce(t *testing.T) {
 
 	t.Run("another instance refreshed it: re-read, no fetch", func(t *testing.T) {
 		f := newFake(t)
-		store := NewMemoryStore()
+		store := platformtoken.NewMemoryStore()
 		c := f.client(t, nil, WithTokenStore(store))
 		stale, err := c.AccessToken(ctx) // cached in c's memory
 		require.NoError(t, err)
@@ -137,7 +122,7 @@ func TestRejectedTokenIsReadAgainAndTheCallRetriedOnce(t *testing.T) {
 		// Another instance fetches a new token (invalidating ours) and stores it.
 		other, _ := f.issue()
 		f.revoke(stale)
-		require.NoError(t, store.Set(ctx, testAppID, Token{Value: other, RefreshAt: time.Now().Add(time.Hour), ExpiresAt: time.Now().Add(2 * time.Hour)}))
+		require.NoError(t, store.Set(ctx, testAppID, platformtoken.Token{Value: other, RefreshAt: time.Now().Add(time.Hour), ExpiresAt: time.Now().Add(2 * time.Hour)}))
 
 		_, err = c.GetPhoneNumber(ctx, "c")
 		require.NoError(t, err)
@@ -190,26 +175,6 @@ func TestConcurrentRejectionsFetchOnce(t *testing.T) {
 	assert.Equal(t, 2, f.fetches(), "50 rejections of one token: one new fetch")
 }
 
-func TestInvalidateOnlyDeletesTheFailedToken(t *testing.T) {
-	ctx := context.Background()
-	store := NewMemoryStore()
-	var n atomic.Int64
-	m := NewTokenManager(testAppID, store, func(context.Context) (string, time.Duration, error) {
-		return "T" + string(rune('0'+n.Add(1))), time.Hour, nil
-	})
-	t1, err := m.AccessToken(ctx)
-	require.NoError(t, err)
-	require.NoError(t, m.Invalidate(ctx, "not-the-current-one"))
-	t2, _ := m.AccessToken(ctx)
-	assert.Equal(t, t1, t2)
-	assert.EqualValues(t, 1, n.Load())
-
-	require.NoError(t, m.Invalidate(ctx, t1))
-	t3, _ := m.AccessToken(ctx)
-	assert.NotEqual(t, t1, t3)
-	assert.EqualValues(t, 2, n.Load())
-}
-
 func TestFailedFetchIsNotCached(t *testing.T) {
 	f := newFake(t)
 	var failed atomic.Bool
@@ -257,11 +222,11 @@ type brokenStore struct{}
 
 var errBroken = errors.New("store down")
 
-func (brokenStore) Get(context.Context, string) (Token, bool, error) {
-	return Token{}, false, errBroken
+func (brokenStore) Get(context.Context, string) (platformtoken.Token, bool, error) {
+	return platformtoken.Token{}, false, errBroken
 }
-func (brokenStore) Set(context.Context, string, Token) error         { return errBroken }
-func (brokenStore) Invalidate(context.Context, string, string) error { return errBroken }
+func (brokenStore) Set(context.Context, string, platformtoken.Token) error { return errBroken }
+func (brokenStore) Invalidate(context.Context, string, string) error       { return errBroken }
 func (brokenStore) Lock(context.Context, string, time.Duration) (string, bool, error) {
 	return "", false, errBroken
 }
@@ -275,24 +240,6 @@ func TestBrokenStoreStillServesTokens(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 1, f.fetches(), "kept in the manager's memory")
-}
-
-func BenchmarkAccessTokenCached(b *testing.B) {
-	m := NewTokenManager(testAppID, nil, func(context.Context) (string, time.Duration, error) {
-		return "token", time.Hour, nil
-	})
-	ctx := context.Background()
-	if _, err := m.AccessToken(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := m.AccessToken(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
 
 func BenchmarkCode2Session(b *testing.B) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -92,46 +91,6 @@ type Watermark struct {
 	// Timestamp is in Unix seconds.
 	Timestamp int64
 }
-
-// Token is an access token as a TokenStore keeps it. It prints and logs as
-// "[redacted]"; Value is the token itself.
-type Token struct {
-	// Value is the access token.
-	Value string
-	// RefreshAt is when instances stop using it and fetch the next one
-	// (five minutes before ExpiresAt, or half-way for short lifetimes).
-	RefreshAt time.Time
-	// ExpiresAt is when WeChat stops accepting it; stores may drop it then.
-	ExpiresAt time.Time
-}
-
-// String hides the token value from fmt.
-func (t Token) String() string {
-	return fmt.Sprintf("Token{Value:%s RefreshAt:%s ExpiresAt:%s}", redacted,
-		t.RefreshAt.Format(time.RFC3339), t.ExpiresAt.Format(time.RFC3339))
-}
-
-// GoString hides the token value from %#v.
-func (t Token) GoString() string { return "wechat." + t.String() }
-
-// Format hides the token value from every fmt verb.
-func (t Token) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		_, _ = io.WriteString(f, t.GoString())
-		return
-	}
-	_, _ = io.WriteString(f, t.String())
-}
-
-// MarshalLogObject logs the times, never the value.
-func (t Token) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddTime("refresh_at", t.RefreshAt)
-	enc.AddTime("expires_at", t.ExpiresAt)
-	return nil
-}
-
-// freshAt reports whether the token is set and should still be used at now.
-func (t Token) freshAt(now time.Time) bool { return t.Value != "" && now.Before(t.RefreshAt) }
 
 // flexInt decodes a JSON integer, a numeric string or null (as 0): errcode
 // and expires_in must not turn a readable answer into a decoding error.

@@ -1,4 +1,4 @@
-package wechat
+package platformtoken
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 	"time"
 )
 
-// TokenStore shares access tokens between the instances of a fleet, keyed
-// by AppID. TokenManager is its only caller: it reads the token, and when
-// there is none (or it is due for refresh) takes the lock, fetches, stores
-// and unlocks; instances that do not get the lock poll Get.
-type TokenStore interface {
+// Store shares access tokens between the instances of a fleet, keyed by
+// appid (appids are unique across a deployment, whatever their platform).
+// Manager is its only caller: it reads the token, and when there is none
+// (or it is due for refresh) takes the lock, fetches, stores and unlocks;
+// instances that do not get the lock poll Get.
+type Store interface {
 	// Get returns appid's stored token; ok is false when there is none. It
 	// may return a token past its RefreshAt: the manager decides.
 	Get(ctx context.Context, appid string) (tok Token, ok bool, err error)
@@ -29,13 +30,13 @@ type TokenStore interface {
 }
 
 var (
-	_ TokenStore = (*MemoryStore)(nil)
-	_ TokenStore = (*RedisStore)(nil)
+	_ Store = (*MemoryStore)(nil)
+	_ Store = (*RedisStore)(nil)
 )
 
 // MemoryStore keeps tokens in this process: right for a single instance,
-// or for a fleet that uses stable_token (which hands every instance the
-// same token). The zero value is not usable; call NewMemoryStore.
+// or for a fleet whose platform hands every instance the same token
+// (WeChat's stable_token). The zero value is not usable; call NewMemoryStore.
 type MemoryStore struct {
 	mu     sync.Mutex
 	tokens map[string]Token

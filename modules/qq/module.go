@@ -1,0 +1,39 @@
+package qq
+
+import (
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/platformtoken"
+	"github.com/wxlogin/wxlogin/modules/provider"
+)
+
+// Module provides the QQ Client for the QQ apps of config.Apps and joins
+// its *Provider to the "providers" group. It shares access tokens through
+// the platformtoken.Store of platformtoken.Module.
+var Module = fx.Module("qq",
+	fx.Provide(New, provider.AsProvider(NewProvider)),
+)
+
+// Params are New's dependencies.
+type Params struct {
+	fx.In
+	Lifecycle fx.Lifecycle `optional:"true"`
+	Apps      config.Apps
+	Store     platformtoken.Store
+	Logger    *zap.Logger `optional:"true"`
+}
+
+// New builds the HTTP client for fx; its idle connections are closed when
+// the application stops.
+func New(p Params) (Client, error) {
+	c, err := NewClient(p.Apps, WithLogger(p.Logger), WithTokenStore(p.Store))
+	if err != nil {
+		return nil, err
+	}
+	if p.Lifecycle != nil {
+		p.Lifecycle.Append(fx.StopHook(c.CloseIdleConnections))
+	}
+	return c, nil
+}
