@@ -51,6 +51,14 @@ import (
 // ErrNotFound means no (active) user or identity answers to the given key.
 var ErrNotFound = errors.New("user: not found")
 
+// ErrIdentityTaken means an identity to bind (or its unionid) belongs to
+// another user: accounts are never joined across users silently.
+var ErrIdentityTaken = errors.New("user: the identity belongs to another user")
+
+// ErrLastIdentity means detaching would leave the user without any way to
+// log in.
+var ErrLastIdentity = errors.New("user: the user's last identity")
+
 // ValidationError says which profile field is wrong and why.
 type ValidationError struct {
 	Field  string
@@ -89,6 +97,24 @@ type LoginInput struct {
 	// Nickname and AvatarURL fill the user's profile where it is empty (a
 	// profile the platform handed over with the login).
 	Nickname, AvatarURL string
+	// AnonymousOpenID is a per-device id (Douyin's anonymous_openid). Alone
+	// (OpenID empty) it logs in an anonymous identity; with OpenID it ties
+	// the device's anonymous user to the real identity (see Login).
+	AnonymousOpenID string
+}
+
+// Anonymous identities: a device not logged in to its host app (Douyin).
+const (
+	// KindAnonymous is the kind of an anonymous identity.
+	KindAnonymous = "anonymous"
+	// AnonymousPrefix starts an anonymous identity's openid, so it never
+	// meets a real openid.
+	AnonymousPrefix = "anonymous:"
+)
+
+// anonymousKey is the key of the device's anonymous identity.
+func (in LoginInput) anonymousKey() IdentityKey {
+	return IdentityKey{Provider: in.Provider, AppID: in.AppID, OpenID: AnonymousPrefix + in.AnonymousOpenID}
 }
 
 // Key returns the identity key of the input.
@@ -99,9 +125,9 @@ func (in LoginInput) Key() IdentityKey {
 func (in LoginInput) check() error {
 	switch {
 	case in.Provider == "" || in.AppID == "" || in.OpenID == "":
-		return errors.New("user: login needs provider, appid and openid")
+		return errors.New("user: login needs provider, appid and openid (or an anonymous openid)")
 	case len(in.Provider) > 16 || len(in.AppID) > 64 || len(in.OpenID) > 128 || len(in.UnionID) > 128 ||
-		len(in.SessionKey) > 128 || len(in.Kind) > 16:
+		len(in.SessionKey) > 128 || len(in.Kind) > 16 || len(in.AnonymousOpenID) > 128-len(AnonymousPrefix):
 		return errors.New("user: login identity fields are too long")
 	}
 	return nil
@@ -152,6 +178,15 @@ type Store interface {
 	// LinkUnionID records a unionid learnt after login (decrypted user
 	// info) on the user's identity; it merges users the way Login does.
 	LinkUnionID(ctx context.Context, userID int, key IdentityKey, unionid string) (*LoginResult, error)
+	// Bind attaches the identity in describes to the user (a person who
+	// uses the product on two platforms); ErrIdentityTaken when it, or its
+	// unionid, belongs to another user. Binding one's own identity again
+	// changes nothing.
+	Bind(ctx context.Context, userID int, in LoginInput) (*LoginResult, error)
+	// Unbind detaches the user's identities of one app and returns them;
+	// ErrLastIdentity when none would be left, ErrNotFound when there are
+	// none.
+	Unbind(ctx context.Context, userID int, provider, appid string) ([]IdentityKey, error)
 }
 
 // EntStore is the Store on an ent client.
@@ -210,12 +245,25 @@ func NewEntStore(client *ent.Client, opts ...Option) *EntStore {
 const loginAttempts = 8
 
 // Login finds or creates the identity's user. See the package doc.
+//
+// A device id alone (AnonymousOpenID without OpenID) logs in the device's
+// anonymous identity. With both, the real identity is the one logged in,
+// and the device's anonymous user is not lost: a real identity seen for the
+// first time joins it (same user id), and a real identity that already has
+// a user absorbs it (a merge, hooks included). A user who has a real
+// identity is never absorbed this way (a device shared by two people).
 func (s *EntStore) Login(ctx context.Context, in LoginInput) (*LoginResult, error) {
+	if in.OpenID == "" && in.AnonymousOpenID != "" {
+		in = LoginInput{Provider: in.Provider, Kind: KindAnonymous, AppID: in.AppID, OpenID: AnonymousPrefix + in.AnonymousOpenID}
+	}
 	if err := in.check(); err != nil {
 		return nil, err
 	}
 	for range loginAttempts {
 		res, err := s.login(ctx, in)
+		if err == nil && in.AnonymousOpenID != "" {
+			err = s.adoptAnonymous(ctx, res, in)
+		}
 		if errors.Is(err, errRaced) {
 			continue
 		}
@@ -226,6 +274,65 @@ func (s *EntStore) Login(ctx context.Context, in LoginInput) (*LoginResult, erro
 		return res, nil
 	}
 	return nil, fmt.Errorf("user: login lost %d races in a row", loginAttempts)
+}
+
+// adoptAnonymous ties the device's anonymous identity to the user res
+// logged in: it is created for that user, or its anonymous-only user is
+// merged into that user.
+func (s *EntStore) adoptAnonymous(ctx context.Context, res *LoginResult, in LoginInput) error {
+	key := in.anonymousKey()
+	return s.inTx(ctx, func(tx *ent.Tx) error {
+		c := tx.Client()
+		now := s.now()
+		id, err := c.Identity.Query().Where(identityIs(key)).Only(ctx)
+		switch {
+		case ent.IsNotFound(err):
+			err := c.Identity.Create().SetProvider(key.Provider).SetKind(KindAnonymous).SetAppid(key.AppID).SetOpenid(key.OpenID).
+				SetLastLoginAt(now).SetCreatedAt(now).SetUpdatedAt(now).SetUserID(res.User.ID).Exec(ctx)
+			if ent.IsConstraintError(err) {
+				return errRaced
+			}
+			if err != nil {
+				return fmt.Errorf("user: record the device: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("user: read the device's identity: %w", err)
+		case id.UserID == res.User.ID:
+			return nil
+		default:
+			only, err := anonymousOnly(ctx, c, id.UserID)
+			if err != nil || !only {
+				return err
+			}
+			from, err := c.User.Get(ctx, id.UserID)
+			if err != nil {
+				return fmt.Errorf("user: read user: %w", err)
+			}
+			into, err := c.User.Get(ctx, res.User.ID)
+			if err != nil {
+				return fmt.Errorf("user: read user: %w", err)
+			}
+			if err := s.mergeTx(ctx, tx, from, into); err != nil {
+				return err
+			}
+			res.Merged = &Merged{From: from.ID, Into: into.ID}
+		}
+		u, err := s.loadByIdentity(ctx, c, in.Key())
+		if err != nil {
+			return err
+		}
+		res.User, res.Identity = u, identityIn(u, in.Key())
+		return nil
+	})
+}
+
+// anonymousOnly reports whether every identity of the user is anonymous.
+func anonymousOnly(ctx context.Context, c *ent.Client, userID int) (bool, error) {
+	n, err := c.Identity.Query().Where(entidentity.UserID(userID), entidentity.KindNEQ(KindAnonymous)).Count(ctx)
+	if err != nil {
+		return false, fmt.Errorf("user: read identities: %w", err)
+	}
+	return n == 0, nil
 }
 
 // errRaced means a concurrent login won a unique key: start again.
@@ -296,14 +403,31 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 			return nil, fmt.Errorf("user: login: %w", err)
 		}
 	case ent.IsNotFound(err):
-		userID := 0
+		userID, linked := 0, false
 		if in.UnionID != "" {
 			link, err := c.UnionLink.Query().Where(entunionlink.Provider(in.Provider), entunionlink.Unionid(in.UnionID)).Only(ctx)
 			switch {
 			case err == nil:
-				userID = link.UserID
+				userID, linked = link.UserID, true
 			case !ent.IsNotFound(err):
 				return nil, fmt.Errorf("user: login: read unionid: %w", err)
+			}
+		}
+		if userID == 0 && in.AnonymousOpenID != "" {
+			// A real identity seen for the first time joins the device's
+			// anonymous user.
+			anon, err := c.Identity.Query().Where(identityIs(in.anonymousKey())).Only(ctx)
+			switch {
+			case err == nil:
+				only, err := anonymousOnly(ctx, c, anon.UserID)
+				if err != nil {
+					return nil, err
+				}
+				if only {
+					userID = anon.UserID
+				}
+			case !ent.IsNotFound(err):
+				return nil, fmt.Errorf("user: login: read the device's identity: %w", err)
 			}
 		}
 		if userID == 0 {
@@ -312,14 +436,14 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 				return nil, fmt.Errorf("user: create: %w", err)
 			}
 			userID, res.Created = u.ID, true
-			if in.UnionID != "" {
-				err := c.UnionLink.Create().SetProvider(in.Provider).SetUnionid(in.UnionID).SetUserID(userID).SetCreatedAt(now).Exec(ctx)
-				if ent.IsConstraintError(err) {
-					return nil, errRaced // another first login of this person created the link
-				}
-				if err != nil {
-					return nil, fmt.Errorf("user: link unionid: %w", err)
-				}
+		}
+		if in.UnionID != "" && !linked {
+			err := c.UnionLink.Create().SetProvider(in.Provider).SetUnionid(in.UnionID).SetUserID(userID).SetCreatedAt(now).Exec(ctx)
+			if ent.IsConstraintError(err) {
+				return nil, errRaced // another first login of this person created the link
+			}
+			if err != nil {
+				return nil, fmt.Errorf("user: link unionid: %w", err)
 			}
 		}
 		create := c.Identity.Create().
@@ -443,6 +567,140 @@ func (s *EntStore) LinkUnionID(ctx context.Context, userID int, key IdentityKey,
 		return res, nil
 	}
 	return nil, fmt.Errorf("user: linking a unionid lost %d races in a row", loginAttempts)
+}
+
+// Bind attaches an identity to the user.
+func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginResult, error) {
+	if err := in.check(); err != nil {
+		return nil, err
+	}
+	key := in.Key()
+	for range loginAttempts {
+		var res *LoginResult
+		err := s.inTx(ctx, func(tx *ent.Tx) error {
+			c := tx.Client()
+			now := s.now()
+			if _, err := c.User.Query().Where(entuser.ID(userID), entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).OnlyID(ctx); err != nil {
+				if ent.IsNotFound(err) {
+					return ErrNotFound
+				}
+				return fmt.Errorf("user: read user: %w", err)
+			}
+			id, err := c.Identity.Query().Where(identityIs(key)).Only(ctx)
+			switch {
+			case err == nil && id.UserID != userID:
+				return ErrIdentityTaken
+			case err == nil:
+				upd := c.Identity.UpdateOneID(id.ID).SetLastLoginAt(now).SetUpdatedAt(now)
+				if in.SessionKey != "" {
+					upd.SetSessionKey(s.sealKey(key, in.SessionKey))
+				}
+				if err := upd.Exec(ctx); err != nil {
+					return fmt.Errorf("user: bind: %w", err)
+				}
+			case !ent.IsNotFound(err):
+				return fmt.Errorf("user: read identity: %w", err)
+			default:
+				if in.UnionID != "" {
+					link, err := c.UnionLink.Query().Where(entunionlink.Provider(in.Provider), entunionlink.Unionid(in.UnionID)).Only(ctx)
+					switch {
+					case err == nil && link.UserID != userID:
+						return ErrIdentityTaken // the person's account on that platform is another user's
+					case ent.IsNotFound(err):
+						err := c.UnionLink.Create().SetProvider(in.Provider).SetUnionid(in.UnionID).SetUserID(userID).SetCreatedAt(now).Exec(ctx)
+						if ent.IsConstraintError(err) {
+							return errRaced
+						}
+						if err != nil {
+							return fmt.Errorf("user: link unionid: %w", err)
+						}
+					case err != nil:
+						return fmt.Errorf("user: read unionid: %w", err)
+					}
+				}
+				create := c.Identity.Create().
+					SetProvider(in.Provider).SetKind(orDefault(in.Kind, "miniprogram")).
+					SetAppid(in.AppID).SetOpenid(in.OpenID).SetSessionKey(s.sealKey(key, in.SessionKey)).
+					SetLastLoginAt(now).SetCreatedAt(now).SetUpdatedAt(now).SetUserID(userID)
+				if in.UnionID != "" {
+					create.SetUnionid(in.UnionID)
+				}
+				if err := create.Exec(ctx); ent.IsConstraintError(err) {
+					return errRaced
+				} else if err != nil {
+					return fmt.Errorf("user: bind: %w", err)
+				}
+			}
+			u, err := s.loadByIdentity(ctx, c, key)
+			if err != nil {
+				return err
+			}
+			res = &LoginResult{User: u, Identity: identityIn(u, key)}
+			return nil
+		})
+		if errors.Is(err, errRaced) {
+			continue
+		}
+		return res, err
+	}
+	return nil, fmt.Errorf("user: binding lost %d races in a row", loginAttempts)
+}
+
+// Unbind detaches the user's identities of one app.
+func (s *EntStore) Unbind(ctx context.Context, userID int, provider, appid string) ([]IdentityKey, error) {
+	var gone []IdentityKey
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		c := tx.Client()
+		all, err := c.Identity.Query().Where(entidentity.UserID(userID)).All(ctx)
+		if err != nil {
+			return fmt.Errorf("user: read identities: %w", err)
+		}
+		var keep, drop []*ent.Identity
+		for _, id := range all {
+			if id.Provider == provider && id.Appid == appid {
+				drop = append(drop, id)
+			} else {
+				keep = append(keep, id)
+			}
+		}
+		if len(drop) == 0 {
+			return ErrNotFound
+		}
+		real := 0
+		for _, id := range keep {
+			if id.Kind != KindAnonymous {
+				real++
+			}
+		}
+		if real == 0 {
+			return ErrLastIdentity
+		}
+		ids := make([]int, len(drop))
+		for i, id := range drop {
+			ids[i] = id.ID
+			gone = append(gone, KeyOf(id))
+		}
+		if _, err := c.Identity.Delete().Where(entidentity.IDIn(ids...)).Exec(ctx); err != nil {
+			return fmt.Errorf("user: unbind: %w", err)
+		}
+		// A unionid no remaining identity carries is no longer the user's.
+		still := map[string]bool{}
+		for _, id := range keep {
+			if id.Unionid != nil {
+				still[id.Provider+"\x00"+*id.Unionid] = true
+			}
+		}
+		for _, id := range drop {
+			if id.Unionid != nil && !still[id.Provider+"\x00"+*id.Unionid] {
+				if _, err := c.UnionLink.Delete().Where(entunionlink.Provider(id.Provider), entunionlink.Unionid(*id.Unionid),
+					entunionlink.UserID(userID)).Exec(ctx); err != nil {
+					return fmt.Errorf("user: unbind: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	return gone, err
 }
 
 // fillProfile sets the nickname and avatar the platform handed over where

@@ -398,6 +398,87 @@ func TestStoreContract(t *testing.T) {
 				require.NotContains(t, fmt.Sprintf("%+v", r.User), "SECRET-session-key")
 			})
 
+			t.Run("a device not logged in is an anonymous user, and stays the user once it logs in", func(t *testing.T) {
+				anon := user.LoginInput{Provider: "douyin", Kind: "miniprogram", AppID: "tt1", AnonymousOpenID: "device-1"}
+				a, err := s.Login(ctx, anon)
+				require.NoError(t, err)
+				require.True(t, a.Created)
+				require.Equal(t, "anonymous", a.Identity.Kind)
+				require.Equal(t, []string{"tt1/anonymous:device-1"}, keys(a.User))
+				again, err := s.Login(ctx, anon)
+				require.NoError(t, err)
+				require.Equal(t, a.User.ID, again.User.ID)
+
+				real := user.LoginInput{Provider: "douyin", Kind: "miniprogram", AppID: "tt1", OpenID: "o-real-1", AnonymousOpenID: "device-1", SessionKey: "k"}
+				r, err := s.Login(ctx, real)
+				require.NoError(t, err)
+				require.Equal(t, a.User.ID, r.User.ID, "a new real identity joins the anonymous user: nothing lost")
+				require.Nil(t, r.Merged)
+				require.Equal(t, "o-real-1", r.Identity.Openid)
+				require.ElementsMatch(t, []string{"tt1/anonymous:device-1", "tt1/o-real-1"}, keys(r.User))
+				back, err := s.Login(ctx, anon)
+				require.NoError(t, err)
+				require.Equal(t, a.User.ID, back.User.ID, "the device alone still finds the person")
+			})
+
+			t.Run("a real identity that has a user absorbs the device's anonymous user", func(t *testing.T) {
+				known, err := s.Login(ctx, user.LoginInput{Provider: "douyin", Kind: "miniprogram", AppID: "tt1", OpenID: "o-known", SessionKey: "k"})
+				require.NoError(t, err)
+				anon, err := s.Login(ctx, user.LoginInput{Provider: "douyin", AppID: "tt1", AnonymousOpenID: "device-2"})
+				require.NoError(t, err)
+				_, err = s.UpdateProfile(ctx, anon.User.ID, user.ProfileUpdate{Nickname: ptr("AnonNick")})
+				require.NoError(t, err)
+				r, err := s.Login(ctx, user.LoginInput{Provider: "douyin", Kind: "miniprogram", AppID: "tt1", OpenID: "o-known", AnonymousOpenID: "device-2", SessionKey: "k2"})
+				require.NoError(t, err)
+				require.Equal(t, known.User.ID, r.User.ID, "the real user survives, whatever the ages")
+				require.Equal(t, &user.Merged{From: anon.User.ID, Into: known.User.ID}, r.Merged)
+				require.Equal(t, "AnonNick", r.User.Nickname)
+				_, err = s.Get(ctx, anon.User.ID)
+				require.ErrorIs(t, err, user.ErrNotFound)
+
+				// The same device, now another person: never absorbed, they are two people.
+				other, err := s.Login(ctx, user.LoginInput{Provider: "douyin", Kind: "miniprogram", AppID: "tt1", OpenID: "o-other", AnonymousOpenID: "device-2", SessionKey: "k"})
+				require.NoError(t, err)
+				require.NotEqual(t, known.User.ID, other.User.ID)
+				require.Nil(t, other.Merged)
+			})
+
+			t.Run("bind attaches an identity of another platform, never someone else's", func(t *testing.T) {
+				w, err := s.Login(ctx, mini("wxA", "o-bind-w", "u-bind-w"))
+				require.NoError(t, err)
+				qq := user.LoginInput{Provider: "qq", Kind: "miniprogram", AppID: "1101", OpenID: "o-bind-q", UnionID: "u-bind-q", SessionKey: "kq"}
+				r, err := s.Bind(ctx, w.User.ID, qq)
+				require.NoError(t, err)
+				require.Equal(t, w.User.ID, r.User.ID)
+				require.Equal(t, []string{"wxA/o-bind-w", "1101/o-bind-q"}, keys(r.User))
+				_, err = s.Bind(ctx, w.User.ID, qq)
+				require.NoError(t, err, "binding one's own identity again changes nothing")
+				l, err := s.Login(ctx, qq)
+				require.NoError(t, err)
+				require.Equal(t, w.User.ID, l.User.ID, "logging in through the bound identity is the same user")
+
+				other, err := s.Login(ctx, user.LoginInput{Provider: "qq", Kind: "miniprogram", AppID: "1101", OpenID: "o-other-q", UnionID: "u-other-q", SessionKey: "k"})
+				require.NoError(t, err)
+				_, err = s.Bind(ctx, w.User.ID, user.LoginInput{Provider: "qq", Kind: "miniprogram", AppID: "1101", OpenID: "o-other-q"})
+				require.ErrorIs(t, err, user.ErrIdentityTaken)
+				_, err = s.Bind(ctx, w.User.ID, user.LoginInput{Provider: "qq", Kind: "miniprogram", AppID: "1102", OpenID: "o-new", UnionID: "u-other-q"})
+				require.ErrorIs(t, err, user.ErrIdentityTaken, "the person's account on that platform belongs to another user")
+				got, err := s.Get(ctx, other.User.ID)
+				require.NoError(t, err)
+				require.Len(t, got.Edges.Identities, 1, "nothing moved")
+
+				gone, err := s.Unbind(ctx, w.User.ID, "qq", "1101")
+				require.NoError(t, err)
+				require.Equal(t, []user.IdentityKey{{Provider: "qq", AppID: "1101", OpenID: "o-bind-q"}}, gone)
+				_, err = s.Unbind(ctx, w.User.ID, "qq", "1101")
+				require.ErrorIs(t, err, user.ErrNotFound)
+				_, err = s.Unbind(ctx, w.User.ID, "wechat", "wxA")
+				require.ErrorIs(t, err, user.ErrLastIdentity)
+				fresh, err := s.Login(ctx, qq)
+				require.NoError(t, err)
+				require.NotEqual(t, w.User.ID, fresh.User.ID, "detached: that account is a user of its own again")
+			})
+
 			t.Run("the view speaks through the identity used", func(t *testing.T) {
 				_, err := s.Login(ctx, mini("wxA", "o-v-a", "u-v"))
 				require.NoError(t, err)
