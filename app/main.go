@@ -21,11 +21,16 @@ import (
 	"time"
 
 	"go.uber.org/fx"
+	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/alipay"
+	"github.com/wxlogin/wxlogin/modules/alipay/alipayemu"
 	"github.com/wxlogin/wxlogin/modules/auth"
 	"github.com/wxlogin/wxlogin/modules/avatar"
 	"github.com/wxlogin/wxlogin/modules/database"
+	"github.com/wxlogin/wxlogin/modules/douyin"
+	"github.com/wxlogin/wxlogin/modules/douyin/douyinemu"
 	"github.com/wxlogin/wxlogin/modules/emulator"
 	"github.com/wxlogin/wxlogin/modules/example"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
@@ -33,6 +38,8 @@ import (
 	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/profile"
 	"github.com/wxlogin/wxlogin/modules/provider"
+	"github.com/wxlogin/wxlogin/modules/qq"
+	"github.com/wxlogin/wxlogin/modules/qq/qqemu"
 	"github.com/wxlogin/wxlogin/modules/redis"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
@@ -105,6 +112,12 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		avatar.Module,
 		example.Module,
 	}
+	for _, name := range configuredPlatforms(cfg) {
+		opts = append(opts, platforms[name].provider)
+		if cfg.WeChat.Emulator {
+			opts = append(opts, platforms[name].emulator)
+		}
+	}
 	if cfg.Redis.Enabled() {
 		opts = append(opts, redis.Module)
 	}
@@ -112,6 +125,27 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		opts = append(opts, emulator.Module)
 	}
 	return fx.Options(append(opts, extra...)...)
+}
+
+// platforms are the modules of the platforms beside WeChat: the provider,
+// and its emulator for development. An app of a platform brings its modules
+// into the service; a new platform is one line here.
+var platforms = map[string]struct{ provider, emulator fx.Option }{
+	config.PlatformQQ:     {qq.Module, qqemu.Module},
+	config.PlatformDouyin: {douyin.Module, douyinemu.Module},
+	config.PlatformAlipay: {alipay.Module, alipayemu.Module},
+}
+
+// configuredPlatforms lists, in a stable order, the platforms beside WeChat
+// that the configured apps name.
+func configuredPlatforms(cfg *config.Config) []string {
+	var out []string
+	for _, name := range config.Platforms {
+		if _, ok := platforms[name]; ok && len(cfg.Apps.Of(name)) > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func migrate(cfg *config.Config, stdout, stderr io.Writer) int {
@@ -131,6 +165,19 @@ func migrate(cfg *config.Config, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// emulatorMount builds a platform's emulator for the standalone emulator.
+func emulatorMount(platform string, cfg *config.Config, log *zap.Logger) (emulator.Mount, error) {
+	switch platform {
+	case config.PlatformQQ:
+		return qqemu.NewMount(cfg.Apps, log), nil
+	case config.PlatformDouyin:
+		return douyinemu.NewMount(cfg.Apps, log), nil
+	case config.PlatformAlipay:
+		return alipayemu.NewMount(cfg, log)
+	}
+	return emulator.Mount{}, fmt.Errorf("no emulator for platform %q", platform)
+}
+
 func serveEmulator(cfg *config.Config, stderr io.Writer) int {
 	if !cfg.IsDevelopment() {
 		fmt.Fprintln(stderr, "the emulator accepts any device and is refused in production (APP_ENV=production)")
@@ -138,7 +185,17 @@ func serveEmulator(cfg *config.Config, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := emulator.Serve(ctx, cfg.Apps, cfg.WeChat.EmulatorAddr, stderr); err != nil && !errors.Is(err, context.Canceled) {
+	log := emulator.ConsoleLogger(stderr)
+	var mounts []emulator.Mount
+	for _, name := range configuredPlatforms(cfg) {
+		m, err := emulatorMount(name, cfg, log)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		mounts = append(mounts, m)
+	}
+	if err := emulator.Serve(ctx, cfg.Apps, cfg.WeChat.EmulatorAddr, stderr, mounts...); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

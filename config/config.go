@@ -497,6 +497,12 @@ func (c *Config) complete() error {
 	}
 	if c.WeChat.Emulator {
 		c.WeChat.BaseURL = "http://" + c.WeChat.EmulatorAddr
+		// The other platforms' emulators share the listener, each under its name.
+		for i := range c.Apps {
+			if a := &c.Apps[i]; a.Platform != PlatformWeChat && a.BaseURL == "" {
+				a.BaseURL = c.WeChat.BaseURL + "/" + a.Platform
+			}
+		}
 	}
 	if u, err := url.Parse(c.WeChat.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("APP_WECHAT_BASEURL must be an http(s) URL, not %q", c.WeChat.BaseURL)

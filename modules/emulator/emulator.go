@@ -48,6 +48,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,6 +114,9 @@ type Emulator struct {
 	srvMu sync.Mutex
 	srv   *http.Server
 	addr  string
+
+	mountedMu sync.Mutex
+	mounted   []string
 }
 
 // app is one WeChat app's state.
@@ -244,6 +248,13 @@ func (e *Emulator) routes() *http.ServeMux {
 	mux.Handle("/emulator/phone", e.device(http.MethodPost, e.handlePhone))
 	mux.Handle("/emulator/faults", e.device("", e.handleFaults))
 	mux.Handle("/emulator/stats", e.device(http.MethodGet, e.handleStats))
+	// The same device API under /emulator/wechat/, the shape every platform's has.
+	mux.Handle("/emulator/wechat/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/emulator/" + strings.TrimPrefix(r.URL.Path, "/emulator/wechat/")
+		r2.URL.RawPath = ""
+		mux.ServeHTTP(w, r2)
+	}))
 	mux.Handle("/emulator/", e.device("", func(*http.Request) (any, error) {
 		return nil, &InputError{Status: http.StatusNotFound, Code: "not_found",
 			Message: "no such device API; see /emulator/login, /emulator/userinfo, /emulator/phone, /emulator/faults, /emulator/stats"}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/fx"
@@ -31,6 +32,8 @@ type Params struct {
 	Config    config.WeChat
 	Apps      config.Apps
 	Logger    *zap.Logger
+	// Mounts are the other platforms' emulators (the "emulator.mounts" group).
+	Mounts []Mount `group:"emulator.mounts"`
 }
 
 // NewInProcess builds the emulator for the configured WeChat apps and, when
@@ -39,6 +42,11 @@ type Params struct {
 func NewInProcess(p Params) *Emulator {
 	log := p.Logger.Named("emulator")
 	e := New(p.Apps, WithLogger(log))
+	for _, m := range p.Mounts {
+		if err := e.Mount(m); err != nil {
+			log.Warn("emulator mount refused", zap.Error(err))
+		}
+	}
 	if !p.Config.Emulator {
 		return e
 	}
@@ -124,19 +132,30 @@ const shutdownGrace = time.Second
 // Serve runs an emulator for apps on addr until ctx ends, logging to out
 // (each call at debug level). It returns the bind error at once, and nil
 // after a clean shutdown.
-func Serve(ctx context.Context, apps config.Apps, addr string, out io.Writer) error {
-	enc := zap.NewDevelopmentEncoderConfig()
-	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(out), zap.DebugLevel))
-	e := New(apps, WithLogger(log))
+func Serve(ctx context.Context, apps config.Apps, addr string, out io.Writer, mounts ...Mount) error {
+	e := New(apps, WithLogger(ConsoleLogger(out)))
+	for _, m := range mounts {
+		if err := e.Mount(m); err != nil {
+			return err
+		}
+	}
 	if err := e.Start(addr); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nBe a device:\n  curl -s -X POST %[1]s/emulator/login -d '{\"openid\":\"demo-user\"}'\n"+
-		"  (also /emulator/userinfo, /emulator/phone, /emulator/faults, /emulator/stats)\n\n", e.URL())
+		"  (also /emulator/userinfo, /emulator/phone, /emulator/faults, /emulator/stats; platforms: %[2]s under /emulator/<platform>/)\n\n",
+		e.URL(), strings.Join(e.Platforms(), ", "))
 	<-ctx.Done()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return e.Shutdown(shutdownCtx)
+}
+
+// ConsoleLogger is the standalone emulator's logger: every call, readable,
+// to out.
+func ConsoleLogger(out io.Writer) *zap.Logger {
+	enc := zap.NewDevelopmentEncoderConfig()
+	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(out), zap.DebugLevel))
 }
 
 // TB is the part of testing.TB that [NewTestServer] needs.
