@@ -185,7 +185,7 @@ func (h *Handlers) Logout(c *fiber.Ctx) error {
 // LogoutAll revokes every session of the caller.
 func (h *Handlers) LogoutAll(c *fiber.Ctx) error {
 	p, _ := PrincipalOf(c)
-	if err := h.strategy.RevokeAll(c.UserContext(), p.UserID); err != nil {
+	if err := h.strategy.RevokeAll(c.UserContext(), p.UserID, token.ReasonLoggedOut); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
