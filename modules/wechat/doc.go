@@ -65,8 +65,9 @@
 // # fx
 //
 // [Module] provides [Client], [*TokenManager] and [TokenStore]. The store is
-// a [MemoryStore] unless the graph holds a *redis.Client, in which case it is
-// a [RedisStore] with config.Redis.Prefix. An application replaces
+// a [MemoryStore] unless the graph holds a redis.UniversalClient (a single
+// Redis or a Redis Cluster), in which case it is a [RedisStore] with
+// config.Redis.Prefix. An application replaces
 //
 //   - the store:  fx.Decorate(func(wechat.TokenStore) wechat.TokenStore { return myStore })
 //   - the client: fx.Decorate(func(c wechat.Client) wechat.Client { return myClient{c} })

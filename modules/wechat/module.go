@@ -16,12 +16,13 @@ var Module = fx.Module("wechat",
 // StoreParams are NewTokenStore's dependencies; both are optional.
 type StoreParams struct {
 	fx.In
-	Redis  *redis.Client `optional:"true"`
+	Redis  redis.UniversalClient `optional:"true"`
 	Config config.Redis  `optional:"true"`
 }
 
 // NewTokenStore is a RedisStore (keys prefixed by config.Redis.Prefix) when
-// the graph holds a *redis.Client, else a MemoryStore.
+// the graph holds a redis.UniversalClient (single Redis or Cluster), else a
+// MemoryStore.
 func NewTokenStore(p StoreParams) TokenStore {
 	if p.Redis != nil {
 		return NewRedisStore(p.Redis, p.Config.Prefix)

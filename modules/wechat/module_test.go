@@ -49,7 +49,7 @@ func TestModuleWithRedisSharesThroughIt(t *testing.T) {
 	)
 	app := fxtest.New(t,
 		fx.Supply(f.config(), config.Redis{Addr: testutil.RedisAddr, Prefix: prefix}, zap.NewNop()),
-		fx.Provide(func() *redis.Client { return rdb }),
+		fx.Provide(func() redis.UniversalClient { return rdb }),
 		Module,
 		fx.Populate(&client, &store),
 	)
