@@ -17,7 +17,7 @@ var Module = fx.Module("wechat",
 type StoreParams struct {
 	fx.In
 	Redis  redis.UniversalClient `optional:"true"`
-	Config config.Redis  `optional:"true"`
+	Config config.Redis          `optional:"true"`
 }
 
 // NewTokenStore is a RedisStore (keys prefixed by config.Redis.Prefix) when
