@@ -1,7 +1,8 @@
 // Package auth is the login API and the middleware that protects routes.
 //
 // Routes: POST /api/v1/auth/login, /refresh, /logout, /logout/all and
-// GET/PATCH /api/v1/me (see [Handlers.Register]). The middleware reads only
+// GET/PATCH /api/v1/me (see [Handlers.Register]); GET /api/v1/auth/sessions
+// and DELETE /api/v1/auth/sessions/{id} (see [Sessions]). The middleware reads only
 // "Authorization: Bearer <token>", verifies it through the configured
 // token.Strategy and gives handlers a token.Principal ([PrincipalOf]).
 //
@@ -25,5 +26,7 @@ var Module = fx.Module("auth",
 		fx.Annotate(func(c wechat.Client) CodeExchanger { return c }),
 		NewHandlers,
 		httpserver.AsRoute(func(h *Handlers) *Handlers { return h }),
+		// The caller's sessions: GET/DELETE /api/v1/auth/sessions (sessions.go).
+		httpserver.AsRoute(NewSessions),
 	),
 )

@@ -221,7 +221,7 @@ func (c *Cached) Evict(r Revoked) {
 	m := mark{epoch: epoch, until: c.maxExp.Load()}
 	if m.until > now { // else nothing cached can still be valid
 		for _, sid := range r.SessionIDs {
-			c.sessions[sid] = m
+			c.sessions[strings.Clone(sid)] = m // the caller's string may alias a reused buffer
 		}
 		if r.AllSessions {
 			c.users[r.UserID] = m

@@ -240,3 +240,18 @@ func TestCacheConcurrentUse(t *testing.T) {
 		t.Fatalf("%d entries held, bound 64", c.Len())
 	}
 }
+
+// A revocation's session id may alias a buffer the caller reuses (a Fiber
+// path parameter); the cache keeps its own copy.
+func TestCacheCopiesRevokedSessionIDs(t *testing.T) {
+	c, inner, _, feed := newTestCache(t, 100)
+	verifyOK(t, c, "tok-1-a")
+	buf := []byte("a")
+	_ = feed.Publish(context.Background(), token.Revoked{UserID: 1, SessionIDs: []string{unsafe.String(&buf[0], len(buf))}})
+	buf[0] = 'z'
+	before := inner.calls.Load()
+	verifyOK(t, c, "tok-1-a")
+	if inner.calls.Load() == before {
+		t.Fatal("the revoked session's entry was served after the caller reused its buffer")
+	}
+}

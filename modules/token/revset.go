@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,7 +80,7 @@ func (s *revocationSet) addLocked(sid string, reason Reason, until time.Time) {
 	if old, ok := s.m[sid]; ok && old.until.After(until) {
 		until = old.until
 	}
-	s.m[sid] = revEntry{reason: reason, until: until}
+	s.m[strings.Clone(sid)] = revEntry{reason: reason, until: until} // the caller's string may alias a reused buffer
 }
 
 // pruneLocked drops expired entries, at most once a minute.

@@ -332,16 +332,19 @@ func ReasonOf(err error) Reason {
 	return ""
 }
 
-// unauthenticated refuses an access token for reason; detail is for logs
-// and must never contain the token.
-func unauthenticated(reason Reason, detail string) error {
+// Unauthenticated is an ErrUnauthenticated for reason, for strategies of
+// one's own; detail is for logs and must never contain the token.
+func Unauthenticated(reason Reason, detail string) error {
 	return &rejection{kind: ErrUnauthenticated, reason: reason, detail: detail}
 }
 
-// invalidRefresh refuses a refresh token; reason may be empty.
-func invalidRefresh(reason Reason, detail string) error {
+// InvalidRefresh is an ErrInvalidRefresh for reason (which may be empty).
+func InvalidRefresh(reason Reason, detail string) error {
 	return &rejection{kind: ErrInvalidRefresh, reason: reason, detail: detail}
 }
+
+func unauthenticated(reason Reason, detail string) error { return Unauthenticated(reason, detail) }
+func invalidRefresh(reason Reason, detail string) error  { return InvalidRefresh(reason, detail) }
 
 // storeError is a store that did not answer: errors.Is finds both
 // ErrUnavailable and the cause.
