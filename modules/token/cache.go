@@ -2,9 +2,10 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,15 +21,17 @@ import (
 // the [Feed]. While the feed cannot vouch that no revocation was missed,
 // Cached passes every call through and keeps nothing.
 //
-// Memory: an entry holds the token string, the Principal and a slot of the
-// insertion ring; no per-session or per-user index. A revocation is kept
-// as a mark (session or user → the epoch it happened in) that refuses older
-// entries, until every entry it could concern has expired.
+// Memory: an entry is keyed by a 128-bit SHA-256 digest of the token (not
+// the token: a JWT has some 330 characters), holds the Principal and a slot
+// of the insertion ring, about 270 bytes whatever the strategy; there is no
+// per-session or per-user index. Memory grows with the entries, not with
+// the configured size. A revocation is kept as a mark (session or user →
+// the epoch it happened in) that refuses older entries, until every entry
+// it could concern has expired.
 type Cached struct {
 	inner Strategy
 	now   func() time.Time
 
-	seed   maphash.Seed
 	shards []cacheShard
 	mask   uint64
 
@@ -83,7 +86,7 @@ func NewCached(inner Strategy, feed Feed, o CacheOptions) (*Cached, error) {
 	for n < 64 && n*2*16 <= o.Size {
 		n *= 2
 	}
-	c := &Cached{inner: inner, now: o.Now, seed: maphash.MakeSeed(), shards: make([]cacheShard, n), mask: uint64(n - 1),
+	c := &Cached{inner: inner, now: o.Now, shards: make([]cacheShard, n), mask: uint64(n - 1),
 		sessions: map[string]mark{}, users: map[int]mark{}}
 	for i := range c.shards {
 		size := o.Size / n
@@ -139,16 +142,17 @@ func (c *Cached) Verify(ctx context.Context, accessToken string) (Principal, err
 	if !c.live.Load() {
 		return c.inner.Verify(ctx, accessToken)
 	}
-	s := &c.shards[maphash.String(c.seed, accessToken)&c.mask]
+	key := keyOf(accessToken)
+	s := &c.shards[binary.LittleEndian.Uint64(key[:8])&c.mask]
 	s.mu.RLock()
-	e, ok := s.m[accessToken]
+	e, ok := s.m[key]
 	s.mu.RUnlock()
 	now := c.now()
 	if ok {
 		if now.Before(e.p.ExpiresAt) && !c.marked(&e) {
 			return e.p, nil
 		}
-		s.drop(accessToken, e.seq)
+		s.drop(key, e.seq)
 	}
 	epoch := c.epoch.Load()
 	p, err := c.inner.Verify(ctx, accessToken)
@@ -166,7 +170,7 @@ func (c *Cached) Verify(ctx context.Context, accessToken string) (Principal, err
 		}
 		s.mu.Lock()
 		if c.live.Load() && c.epoch.Load() == epoch {
-			s.put(strings.Clone(accessToken), p, epoch)
+			s.put(key, p, epoch)
 		}
 		s.mu.Unlock()
 	}
@@ -250,7 +254,7 @@ func (c *Cached) Reset(live bool) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		s.init(len(s.ring))
+		s.init(s.size)
 		s.mu.Unlock()
 	}
 	c.marksMu.Lock()
@@ -260,6 +264,16 @@ func (c *Cached) Reset(live bool) {
 	c.marksMu.Unlock()
 }
 
+// cacheKey is the first 128 bits of the token's SHA-256: finding another
+// token with the key of a cached one is a second preimage, out of reach;
+// the key holds no secret a heap dump could replay.
+type cacheKey [16]byte
+
+func keyOf(tok string) cacheKey {
+	sum := sha256.Sum256([]byte(tok))
+	return cacheKey(sum[:16])
+}
+
 type cacheEntry struct {
 	p     Principal
 	epoch uint64
@@ -267,51 +281,54 @@ type cacheEntry struct {
 }
 
 type ringSlot struct {
-	key string
+	key cacheKey
 	seq uint64
 }
 
 // cacheShard is a map of tokens with a ring of insertion order: the oldest
-// entry is the first to go, and is the one closest to expiry. The padding
-// keeps neighbouring shards' locks off one cache line.
+// entry is the first to go, and is the one closest to expiry. The ring
+// grows to the shard's size, then turns. The padding keeps neighbouring
+// shards' locks off one cache line.
 type cacheShard struct {
-	mu      sync.RWMutex
-	m       map[string]cacheEntry
-	ring    []ringSlot
-	head, n int
-	seq     uint64
-	_       [64]byte
+	mu   sync.RWMutex
+	m    map[cacheKey]cacheEntry
+	ring []ringSlot
+	size int
+	head int
+	seq  uint64
+	_    [64]byte
 }
 
 func (s *cacheShard) init(size int) {
-	s.m = make(map[string]cacheEntry, size)
-	s.ring = make([]ringSlot, size)
-	s.head, s.n = 0, 0
+	s.m = map[cacheKey]cacheEntry{}
+	s.ring = nil
+	s.size = size
+	s.head = 0
 }
 
 // put inserts under the write lock.
-func (s *cacheShard) put(key string, p Principal, epoch uint64) {
-	if len(s.ring) == 0 {
+func (s *cacheShard) put(key cacheKey, p Principal, epoch uint64) {
+	if s.size == 0 {
 		return
 	}
-	if s.n == len(s.ring) {
+	s.seq++
+	slot := ringSlot{key: key, seq: s.seq}
+	if len(s.ring) < s.size {
+		s.ring = append(s.ring, slot)
+	} else {
 		oldest := s.ring[s.head]
-		s.ring[s.head] = ringSlot{}
-		s.head = (s.head + 1) % len(s.ring)
-		s.n--
 		if e, ok := s.m[oldest.key]; ok && e.seq == oldest.seq {
 			delete(s.m, oldest.key)
 		}
+		s.ring[s.head] = slot
+		s.head = (s.head + 1) % s.size
 	}
-	s.seq++
-	s.ring[(s.head+s.n)%len(s.ring)] = ringSlot{key: key, seq: s.seq}
-	s.n++
 	s.m[key] = cacheEntry{p: p, epoch: epoch, seq: s.seq}
 }
 
 // drop removes an entry if it is still the one that was read; its ring slot
 // stays and is skipped when it comes round.
-func (s *cacheShard) drop(key string, seq uint64) {
+func (s *cacheShard) drop(key cacheKey, seq uint64) {
 	s.mu.Lock()
 	if e, ok := s.m[key]; ok && e.seq == seq {
 		delete(s.m, key)
