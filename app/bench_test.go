@@ -339,7 +339,11 @@ func seedTokens(b *testing.B, cfg *config.Config, client *ent.Client, rdb goredi
 // It prints requests per second, the ratio to the bare route, and each
 // service process's resident memory.
 //
-//	task bench   (go test -run '^$' -bench HotPath -benchtime 1s -timeout 30m ./app)
+//	task bench   (go test -run '^$' -bench HotPath -benchtime 1s -timeout 40m ./app)
+//
+// WXLOGIN_BENCH_POPULATIONS (e.g. "1,20000"), WXLOGIN_BENCH_ONLY (a
+// substring of the variants' names, e.g. "jwt") and WXLOGIN_BENCH_ROUNDS
+// narrow a run down.
 func BenchmarkHotPath(b *testing.B) {
 	pops := benchPopulations(b)
 	maxPop := 0
@@ -386,7 +390,11 @@ func BenchmarkHotPath(b *testing.B) {
 		proc    *benchProc
 	}
 	var variants []variant
+	only := os.Getenv("WXLOGIN_BENCH_ONLY") // a quick run of some variants (a substring of their names)
 	add := func(name, path string, toks []string, spec benchSpec) {
+		if name != "bare" && only != "" && !strings.Contains(name, only) {
+			return
+		}
 		variants = append(variants, variant{name: name, path: path, bearers: toks, proc: startService(b, spec)})
 	}
 	add("bare", "/bench/bare", nil, benchSpec{Vars: varsFor(token.NameJWT)})
@@ -414,8 +422,12 @@ func BenchmarkHotPath(b *testing.B) {
 	}
 	// Interleave the variants over a few rounds and keep each one's best, so
 	// that order and a noisy neighbour weigh on all of them alike.
+	rounds := benchRounds
+	if n, err := strconv.Atoi(os.Getenv("WXLOGIN_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
 	results := map[string]float64{}
-	for round := 1; round <= benchRounds; round++ {
+	for round := 1; round <= rounds; round++ {
 		for _, v := range variants {
 			b.Run(fmt.Sprintf("%s/round-%d", v.name, round), func(b *testing.B) {
 				rps := hammer(b, v.proc.addr, v.path, v.bearers)
@@ -429,7 +441,7 @@ func BenchmarkHotPath(b *testing.B) {
 	}
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nhot path, one run (best of %d interleaved rounds); service in its own process on MariaDB (+Redis for redis), "+
-		"%d parallel keep-alive clients over loopback, tokens uniformly at random; ratio = req/s ÷ bare route:\n", benchRounds, benchClients)
+		"%d parallel keep-alive clients over loopback, tokens uniformly at random; ratio = req/s ÷ bare route:\n", rounds, benchClients)
 	fmt.Fprintf(&out, "  %-34s %9s  %6s  %s\n", "route", "req/s", "ratio", "service RSS")
 	for _, v := range variants {
 		fmt.Fprintf(&out, "  %-34s %9.0f  %5.2f×  %4.0f MiB\n", v.name, results[v.name], results[v.name]/bare, v.proc.rssMiB())
