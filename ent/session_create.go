@@ -373,8 +373,11 @@ func (_c *SessionCreate) check() error {
 			return &ValidationError{Name: "device", err: fmt.Errorf(`ent: validator failed for field "Session.device": %w`, err)}
 		}
 	}
-	if _, ok := _c.mutation.LastSeenAt(); !ok {
-		return &ValidationError{Name: "last_seen_at", err: errors.New(`ent: missing required field "Session.last_seen_at"`)}
+	switch _c.driver.Dialect() {
+	case dialect.SQLite:
+		if _, ok := _c.mutation.LastSeenAt(); !ok {
+			return &ValidationError{Name: "last_seen_at", err: errors.New(`ent: missing required field "Session.last_seen_at"`)}
+		}
 	}
 	if _, ok := _c.mutation.RefreshHash(); !ok {
 		return &ValidationError{Name: "refresh_hash", err: errors.New(`ent: missing required field "Session.refresh_hash"`)}

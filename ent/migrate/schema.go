@@ -80,7 +80,7 @@ var (
 		{Name: "openid", Type: field.TypeString, Size: 128},
 		{Name: "client", Type: field.TypeString, Size: 16, Default: ""},
 		{Name: "device", Type: field.TypeString, Size: 256, Default: ""},
-		{Name: "last_seen_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "last_seen_at", Type: field.TypeTime, Default: map[string]schema.Expr{"mysql": "CURRENT_TIMESTAMP(6)", "postgres": "CURRENT_TIMESTAMP", "sqlite3": "CURRENT_TIMESTAMP"}, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "refresh_hash", Type: field.TypeString, Size: 64},
 		{Name: "refresh_expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "generation", Type: field.TypeInt, Default: 0},

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"entgo.io/ent"
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
@@ -31,7 +32,11 @@ func (Session) Fields() []ent.Field {
 		field.String("client").MaxLen(16).Default("").Immutable(),
 		field.String("device").MaxLen(256).Default("").Immutable(),
 		// last_seen_at moves at login and at every refresh (not on every request).
-		field.Time("last_seen_at").SchemaType(timeType).Default(now),
+		// The database default fills rows that existed before the column.
+		field.Time("last_seen_at").SchemaType(timeType).Default(now).
+			Annotations(entsql.DefaultExprs(map[string]string{
+				dialect.MySQL: "CURRENT_TIMESTAMP(6)", dialect.SQLite: "CURRENT_TIMESTAMP", dialect.Postgres: "CURRENT_TIMESTAMP",
+			})),
 		// refresh_hash is the SHA-256 (hex) of the current refresh token's secret.
 		field.String("refresh_hash").MaxLen(64).Sensitive(),
 		// refresh_expires_at is when the session ends unless refreshed: the
