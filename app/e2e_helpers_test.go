@@ -63,6 +63,13 @@ func strategyVars(t testing.TB, strategy string) map[string]string {
 // ports, a private data directory (SQLite file) and the given variables.
 func boot(t testing.TB, vars map[string]string) *service {
 	t.Helper()
+	return bootConfig(t, testConfigFor(t, vars))
+}
+
+// testConfigFor is the configuration boot uses: fresh ports, a private data
+// directory, a random token secret, then vars.
+func testConfigFor(t testing.TB, vars map[string]string) *config.Config {
+	t.Helper()
 	all := map[string]string{
 		"APP_HTTP_ADDR":            freeAddr(t),
 		"APP_TOKEN_SECRET":         testutil.RandomName("secret-for-tests-only-") + testutil.RandomName("-"),
@@ -71,8 +78,7 @@ func boot(t testing.TB, vars map[string]string) *service {
 	for k, v := range vars {
 		all[k] = v
 	}
-	cfg := testutil.Config(t, all)
-	return bootConfig(t, cfg)
+	return testutil.Config(t, all)
 }
 
 func bootConfig(t testing.TB, cfg *config.Config, extra ...fx.Option) *service {
@@ -115,6 +121,7 @@ type reply struct {
 	Status int
 	Body   map[string]any
 	Raw    []byte
+	Header http.Header
 }
 
 // ErrorCode is the "error.code" of an error answer.
@@ -122,6 +129,13 @@ func (r reply) ErrorCode() string {
 	e, _ := r.Body["error"].(map[string]any)
 	code, _ := e["code"].(string)
 	return code
+}
+
+// ErrorReason is the "error.reason" of an error answer ("" when absent).
+func (r reply) ErrorReason() string {
+	e, _ := r.Body["error"].(map[string]any)
+	reason, _ := e["reason"].(string)
+	return reason
 }
 
 // Str returns a top-level string field.
@@ -143,7 +157,7 @@ func (s *service) do(req *http.Request) reply {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(s.t, err)
-	r := reply{Status: resp.StatusCode, Raw: raw}
+	r := reply{Status: resp.StatusCode, Raw: raw, Header: resp.Header}
 	if len(raw) > 0 {
 		require.NoError(s.t, json.Unmarshal(raw, &r.Body), "every answer is JSON: %s %s → %d %q", req.Method, req.URL.Path, resp.StatusCode, raw)
 	}

@@ -135,11 +135,26 @@ type Token struct {
 	RevocationPoll time.Duration `koanf:"revocation_poll"`
 	// CleanupInterval is how often expired tokens and deny-list entries are deleted.
 	CleanupInterval time.Duration `koanf:"cleanup_interval"`
+	// RefreshIdle ends a session whose refresh token is not used for this
+	// long; 0 turns it off. With it on, RefreshTTL counts from the login
+	// (the absolute bound) instead of from the last refresh.
+	RefreshIdle time.Duration `koanf:"refresh_idle"`
+	// RefreshGrace is how long the refresh token a refresh just replaced is
+	// still accepted (concurrent refreshes of one token); 0 turns it off.
+	RefreshGrace time.Duration `koanf:"refresh_grace"`
+	// SessionMax is the most live sessions a user keeps: a login beyond it
+	// ends the oldest; 0 means no limit.
+	SessionMax int `koanf:"session_max"`
+	// SessionSinglePerClient makes a login end the user's other sessions of
+	// the same client (miniprogram, h5, app, web).
+	SessionSinglePerClient bool `koanf:"session_single_per_client"`
 }
 
 // Redis configures the optional Redis connection.
 type Redis struct {
-	// Addr is host:port; empty means no Redis.
+	// Addr is host:port; empty means no Redis. Several comma-separated
+	// addresses mean a Redis Cluster (any of its nodes; the others are
+	// discovered).
 	Addr     string `koanf:"addr"`
 	Password string `koanf:"password"`
 	DB       int    `koanf:"db"`
@@ -149,6 +164,20 @@ type Redis struct {
 
 // Enabled reports whether Redis is configured.
 func (r Redis) Enabled() bool { return r.Addr != "" }
+
+// Addrs splits Addr at commas.
+func (r Redis) Addrs() []string {
+	var out []string
+	for _, a := range strings.Split(r.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Cluster reports whether Addr names a Redis Cluster (several addresses).
+func (r Redis) Cluster() bool { return len(r.Addrs()) > 1 }
 
 // Avatar configures avatar uploads.
 type Avatar struct {
@@ -324,10 +353,14 @@ var Vars = []Var{
 	{"APP_TOKEN_ISSUER", "token.issuer", "wxlogin", "JWT issuer (iss)"},
 	{"APP_TOKEN_JWT_ALG", "token.jwt_alg", "HS256", "HS256 | EdDSA"},
 	{"APP_TOKEN_JWT_KEYS", "token.jwt_keys", "generated into ./data in development", "Ed25519 keys kid:base64url(seed), comma-separated, first signs (required for EdDSA in production)"},
-	{"APP_TOKEN_CACHE_SIZE", "token.cache_size", "10000", "verified tokens kept in memory; 0 disables the cache"},
+	{"APP_TOKEN_REFRESH_IDLE", "token.refresh_idle", "0", "a session whose refresh token is not used for this long expires (0 = off); APP_TOKEN_REFRESH_TTL then counts from the login"},
+	{"APP_TOKEN_REFRESH_GRACE", "token.refresh_grace", "30s", "how long the refresh token a refresh just replaced is accepted again (concurrent refreshes); 0 = off"},
+	{"APP_SESSION_MAX", "token.session_max", "10", "most live sessions per user; a login beyond it ends the oldest (0 = no limit)"},
+	{"APP_SESSION_SINGLE_PER_CLIENT", "token.session_single_per_client", "false", "a login ends the user's other sessions of the same client"},
+	{"APP_TOKEN_CACHE_SIZE", "token.cache_size", "200000", "verified tokens kept in memory; 0 disables the cache"},
 	{"APP_TOKEN_REVOCATION_POLL", "token.revocation_poll", "500ms", "how often revocations by other instances are read from the database (without Redis)"},
 	{"APP_TOKEN_CLEANUP_INTERVAL", "token.cleanup_interval", "1m", "how often expired tokens and deny-list entries are deleted"},
-	{"APP_REDIS_ADDR", "redis.addr", "", "Redis host:port; empty means no Redis"},
+	{"APP_REDIS_ADDR", "redis.addr", "", "Redis host:port; several comma-separated addresses mean a Redis Cluster; empty means no Redis"},
 	{"APP_REDIS_PASSWORD", "redis.password", "", "Redis password"},
 	{"APP_REDIS_DB", "redis.db", "0", "Redis database number"},
 	{"APP_REDIS_PREFIX", "redis.prefix", "wxlogin:", "prefix of every Redis key this service writes"},
@@ -429,7 +462,9 @@ func defaults(dev bool) map[string]any {
 		"token.refresh_ttl":      "720h",
 		"token.issuer":           "wxlogin",
 		"token.jwt_alg":          "HS256",
-		"token.cache_size":       10000,
+		"token.cache_size":       200000,
+		"token.refresh_grace":    "30s",
+		"token.session_max":      10,
 		"token.revocation_poll":  "500ms",
 		"token.cleanup_interval": "1m",
 		"redis.prefix":           "wxlogin:",
@@ -530,6 +565,20 @@ func (c *Config) complete() error {
 	if c.Token.CacheSize < 0 {
 		bad("APP_TOKEN_CACHE_SIZE must be 0 or more")
 	}
+	if c.Token.RefreshIdle < 0 || (c.Token.RefreshIdle > 0 && c.Token.RefreshIdle < c.Token.TTL) {
+		bad("APP_TOKEN_REFRESH_IDLE must be 0 (off) or at least APP_TOKEN_TTL")
+	}
+	if c.Token.RefreshGrace < 0 {
+		bad("APP_TOKEN_REFRESH_GRACE must be 0 (off) or a positive duration")
+	} else if c.Token.TTL > 0 && c.Token.RefreshGrace >= c.Token.TTL {
+		// A replaced refresh token must not outlive the access tokens it
+		// could mint; a short APP_TOKEN_TTL shortens the grace with it.
+		c.Token.RefreshGrace = c.Token.TTL / 2
+		c.Warnings = append(c.Warnings, fmt.Sprintf("APP_TOKEN_REFRESH_GRACE is not shorter than APP_TOKEN_TTL: using %s", c.Token.RefreshGrace))
+	}
+	if c.Token.SessionMax < 0 {
+		bad("APP_SESSION_MAX must be 0 (no limit) or more")
+	}
 	if c.Token.RevocationPoll <= 0 || c.Token.CleanupInterval <= 0 {
 		bad("APP_TOKEN_REVOCATION_POLL and APP_TOKEN_CLEANUP_INTERVAL must be positive durations")
 	}
@@ -583,6 +632,9 @@ func (c *Config) complete() error {
 	}
 	if c.Redis.DB < 0 {
 		bad("APP_REDIS_DB must be 0 or more")
+	}
+	if c.Redis.Cluster() && c.Redis.DB != 0 {
+		bad("APP_REDIS_DB must be 0 with a Redis Cluster (several APP_REDIS_ADDR addresses)")
 	}
 	if c.Avatar.Dir == "" {
 		c.Avatar.Dir = filepath.Join(c.DataDir, "avatars")

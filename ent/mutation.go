@@ -1588,6 +1588,7 @@ type RevocationMutation struct {
 	session_id    *string
 	user_id       *int
 	adduser_id    *int
+	reason        *string
 	expires_at    *time.Time
 	created_at    *time.Time
 	clearedFields map[string]struct{}
@@ -1792,6 +1793,42 @@ func (m *RevocationMutation) ResetUserID() {
 	m.adduser_id = nil
 }
 
+// SetReason sets the "reason" field.
+func (m *RevocationMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *RevocationMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the Revocation entity.
+// If the Revocation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RevocationMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *RevocationMutation) ResetReason() {
+	m.reason = nil
+}
+
 // SetExpiresAt sets the "expires_at" field.
 func (m *RevocationMutation) SetExpiresAt(t time.Time) {
 	m.expires_at = &t
@@ -1898,12 +1935,15 @@ func (m *RevocationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *RevocationMutation) Fields() []string {
-	fields := make([]string, 0, 4)
+	fields := make([]string, 0, 5)
 	if m.session_id != nil {
 		fields = append(fields, revocation.FieldSessionID)
 	}
 	if m.user_id != nil {
 		fields = append(fields, revocation.FieldUserID)
+	}
+	if m.reason != nil {
+		fields = append(fields, revocation.FieldReason)
 	}
 	if m.expires_at != nil {
 		fields = append(fields, revocation.FieldExpiresAt)
@@ -1923,6 +1963,8 @@ func (m *RevocationMutation) Field(name string) (ent.Value, bool) {
 		return m.SessionID()
 	case revocation.FieldUserID:
 		return m.UserID()
+	case revocation.FieldReason:
+		return m.Reason()
 	case revocation.FieldExpiresAt:
 		return m.ExpiresAt()
 	case revocation.FieldCreatedAt:
@@ -1940,6 +1982,8 @@ func (m *RevocationMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldSessionID(ctx)
 	case revocation.FieldUserID:
 		return m.OldUserID(ctx)
+	case revocation.FieldReason:
+		return m.OldReason(ctx)
 	case revocation.FieldExpiresAt:
 		return m.OldExpiresAt(ctx)
 	case revocation.FieldCreatedAt:
@@ -1966,6 +2010,13 @@ func (m *RevocationMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUserID(v)
+		return nil
+	case revocation.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
 		return nil
 	case revocation.FieldExpiresAt:
 		v, ok := value.(time.Time)
@@ -2051,6 +2102,9 @@ func (m *RevocationMutation) ResetField(name string) error {
 	case revocation.FieldUserID:
 		m.ResetUserID()
 		return nil
+	case revocation.FieldReason:
+		m.ResetReason()
+		return nil
 	case revocation.FieldExpiresAt:
 		m.ResetExpiresAt()
 		return nil
@@ -2120,10 +2174,16 @@ type SessionMutation struct {
 	provider             *string
 	appid                *string
 	openid               *string
+	client               *string
+	device               *string
+	last_seen_at         *time.Time
 	refresh_hash         *string
 	refresh_expires_at   *time.Time
 	generation           *int
 	addgeneration        *int
+	prev_refresh_hash    *string
+	rotated_at           *time.Time
+	refresh_sealed       *string
 	revoked_at           *time.Time
 	revoke_reason        *string
 	clearedFields        map[string]struct{}
@@ -2457,6 +2517,127 @@ func (m *SessionMutation) ResetOpenid() {
 	m.openid = nil
 }
 
+// SetClient sets the "client" field.
+func (m *SessionMutation) SetClient(s string) {
+	m.client = &s
+}
+
+// GetClient returns the value of the "client" field in the mutation.
+func (m *SessionMutation) GetClient() (r string, exists bool) {
+	v := m.client
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClient returns the old "client" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldClient(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClient is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClient requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClient: %w", err)
+	}
+	return oldValue.Client, nil
+}
+
+// ResetClient resets all changes to the "client" field.
+func (m *SessionMutation) ResetClient() {
+	m.client = nil
+}
+
+// SetDevice sets the "device" field.
+func (m *SessionMutation) SetDevice(s string) {
+	m.device = &s
+}
+
+// Device returns the value of the "device" field in the mutation.
+func (m *SessionMutation) Device() (r string, exists bool) {
+	v := m.device
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDevice returns the old "device" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldDevice(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDevice is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDevice requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDevice: %w", err)
+	}
+	return oldValue.Device, nil
+}
+
+// ResetDevice resets all changes to the "device" field.
+func (m *SessionMutation) ResetDevice() {
+	m.device = nil
+}
+
+// SetLastSeenAt sets the "last_seen_at" field.
+func (m *SessionMutation) SetLastSeenAt(t time.Time) {
+	m.last_seen_at = &t
+}
+
+// LastSeenAt returns the value of the "last_seen_at" field in the mutation.
+func (m *SessionMutation) LastSeenAt() (r time.Time, exists bool) {
+	v := m.last_seen_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSeenAt returns the old "last_seen_at" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldLastSeenAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSeenAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSeenAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSeenAt: %w", err)
+	}
+	return oldValue.LastSeenAt, nil
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (m *SessionMutation) ClearLastSeenAt() {
+	m.last_seen_at = nil
+	m.clearedFields[session.FieldLastSeenAt] = struct{}{}
+}
+
+// LastSeenAtCleared returns if the "last_seen_at" field was cleared in this mutation.
+func (m *SessionMutation) LastSeenAtCleared() bool {
+	_, ok := m.clearedFields[session.FieldLastSeenAt]
+	return ok
+}
+
+// ResetLastSeenAt resets all changes to the "last_seen_at" field.
+func (m *SessionMutation) ResetLastSeenAt() {
+	m.last_seen_at = nil
+	delete(m.clearedFields, session.FieldLastSeenAt)
+}
+
 // SetRefreshHash sets the "refresh_hash" field.
 func (m *SessionMutation) SetRefreshHash(s string) {
 	m.refresh_hash = &s
@@ -2583,6 +2764,127 @@ func (m *SessionMutation) AddedGeneration() (r int, exists bool) {
 func (m *SessionMutation) ResetGeneration() {
 	m.generation = nil
 	m.addgeneration = nil
+}
+
+// SetPrevRefreshHash sets the "prev_refresh_hash" field.
+func (m *SessionMutation) SetPrevRefreshHash(s string) {
+	m.prev_refresh_hash = &s
+}
+
+// PrevRefreshHash returns the value of the "prev_refresh_hash" field in the mutation.
+func (m *SessionMutation) PrevRefreshHash() (r string, exists bool) {
+	v := m.prev_refresh_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPrevRefreshHash returns the old "prev_refresh_hash" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldPrevRefreshHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPrevRefreshHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPrevRefreshHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPrevRefreshHash: %w", err)
+	}
+	return oldValue.PrevRefreshHash, nil
+}
+
+// ResetPrevRefreshHash resets all changes to the "prev_refresh_hash" field.
+func (m *SessionMutation) ResetPrevRefreshHash() {
+	m.prev_refresh_hash = nil
+}
+
+// SetRotatedAt sets the "rotated_at" field.
+func (m *SessionMutation) SetRotatedAt(t time.Time) {
+	m.rotated_at = &t
+}
+
+// RotatedAt returns the value of the "rotated_at" field in the mutation.
+func (m *SessionMutation) RotatedAt() (r time.Time, exists bool) {
+	v := m.rotated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRotatedAt returns the old "rotated_at" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldRotatedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRotatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRotatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRotatedAt: %w", err)
+	}
+	return oldValue.RotatedAt, nil
+}
+
+// ClearRotatedAt clears the value of the "rotated_at" field.
+func (m *SessionMutation) ClearRotatedAt() {
+	m.rotated_at = nil
+	m.clearedFields[session.FieldRotatedAt] = struct{}{}
+}
+
+// RotatedAtCleared returns if the "rotated_at" field was cleared in this mutation.
+func (m *SessionMutation) RotatedAtCleared() bool {
+	_, ok := m.clearedFields[session.FieldRotatedAt]
+	return ok
+}
+
+// ResetRotatedAt resets all changes to the "rotated_at" field.
+func (m *SessionMutation) ResetRotatedAt() {
+	m.rotated_at = nil
+	delete(m.clearedFields, session.FieldRotatedAt)
+}
+
+// SetRefreshSealed sets the "refresh_sealed" field.
+func (m *SessionMutation) SetRefreshSealed(s string) {
+	m.refresh_sealed = &s
+}
+
+// RefreshSealed returns the value of the "refresh_sealed" field in the mutation.
+func (m *SessionMutation) RefreshSealed() (r string, exists bool) {
+	v := m.refresh_sealed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRefreshSealed returns the old "refresh_sealed" field's value of the Session entity.
+// If the Session object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SessionMutation) OldRefreshSealed(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRefreshSealed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRefreshSealed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRefreshSealed: %w", err)
+	}
+	return oldValue.RefreshSealed, nil
+}
+
+// ResetRefreshSealed resets all changes to the "refresh_sealed" field.
+func (m *SessionMutation) ResetRefreshSealed() {
+	m.refresh_sealed = nil
 }
 
 // SetRevokedAt sets the "revoked_at" field.
@@ -2798,7 +3100,7 @@ func (m *SessionMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SessionMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 17)
 	if m.created_at != nil {
 		fields = append(fields, session.FieldCreatedAt)
 	}
@@ -2817,6 +3119,15 @@ func (m *SessionMutation) Fields() []string {
 	if m.openid != nil {
 		fields = append(fields, session.FieldOpenid)
 	}
+	if m.client != nil {
+		fields = append(fields, session.FieldClient)
+	}
+	if m.device != nil {
+		fields = append(fields, session.FieldDevice)
+	}
+	if m.last_seen_at != nil {
+		fields = append(fields, session.FieldLastSeenAt)
+	}
 	if m.refresh_hash != nil {
 		fields = append(fields, session.FieldRefreshHash)
 	}
@@ -2825,6 +3136,15 @@ func (m *SessionMutation) Fields() []string {
 	}
 	if m.generation != nil {
 		fields = append(fields, session.FieldGeneration)
+	}
+	if m.prev_refresh_hash != nil {
+		fields = append(fields, session.FieldPrevRefreshHash)
+	}
+	if m.rotated_at != nil {
+		fields = append(fields, session.FieldRotatedAt)
+	}
+	if m.refresh_sealed != nil {
+		fields = append(fields, session.FieldRefreshSealed)
 	}
 	if m.revoked_at != nil {
 		fields = append(fields, session.FieldRevokedAt)
@@ -2852,12 +3172,24 @@ func (m *SessionMutation) Field(name string) (ent.Value, bool) {
 		return m.Appid()
 	case session.FieldOpenid:
 		return m.Openid()
+	case session.FieldClient:
+		return m.GetClient()
+	case session.FieldDevice:
+		return m.Device()
+	case session.FieldLastSeenAt:
+		return m.LastSeenAt()
 	case session.FieldRefreshHash:
 		return m.RefreshHash()
 	case session.FieldRefreshExpiresAt:
 		return m.RefreshExpiresAt()
 	case session.FieldGeneration:
 		return m.Generation()
+	case session.FieldPrevRefreshHash:
+		return m.PrevRefreshHash()
+	case session.FieldRotatedAt:
+		return m.RotatedAt()
+	case session.FieldRefreshSealed:
+		return m.RefreshSealed()
 	case session.FieldRevokedAt:
 		return m.RevokedAt()
 	case session.FieldRevokeReason:
@@ -2883,12 +3215,24 @@ func (m *SessionMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldAppid(ctx)
 	case session.FieldOpenid:
 		return m.OldOpenid(ctx)
+	case session.FieldClient:
+		return m.OldClient(ctx)
+	case session.FieldDevice:
+		return m.OldDevice(ctx)
+	case session.FieldLastSeenAt:
+		return m.OldLastSeenAt(ctx)
 	case session.FieldRefreshHash:
 		return m.OldRefreshHash(ctx)
 	case session.FieldRefreshExpiresAt:
 		return m.OldRefreshExpiresAt(ctx)
 	case session.FieldGeneration:
 		return m.OldGeneration(ctx)
+	case session.FieldPrevRefreshHash:
+		return m.OldPrevRefreshHash(ctx)
+	case session.FieldRotatedAt:
+		return m.OldRotatedAt(ctx)
+	case session.FieldRefreshSealed:
+		return m.OldRefreshSealed(ctx)
 	case session.FieldRevokedAt:
 		return m.OldRevokedAt(ctx)
 	case session.FieldRevokeReason:
@@ -2944,6 +3288,27 @@ func (m *SessionMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetOpenid(v)
 		return nil
+	case session.FieldClient:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClient(v)
+		return nil
+	case session.FieldDevice:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDevice(v)
+		return nil
+	case session.FieldLastSeenAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSeenAt(v)
+		return nil
 	case session.FieldRefreshHash:
 		v, ok := value.(string)
 		if !ok {
@@ -2964,6 +3329,27 @@ func (m *SessionMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetGeneration(v)
+		return nil
+	case session.FieldPrevRefreshHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPrevRefreshHash(v)
+		return nil
+	case session.FieldRotatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRotatedAt(v)
+		return nil
+	case session.FieldRefreshSealed:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRefreshSealed(v)
 		return nil
 	case session.FieldRevokedAt:
 		v, ok := value.(time.Time)
@@ -3024,6 +3410,12 @@ func (m *SessionMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *SessionMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(session.FieldLastSeenAt) {
+		fields = append(fields, session.FieldLastSeenAt)
+	}
+	if m.FieldCleared(session.FieldRotatedAt) {
+		fields = append(fields, session.FieldRotatedAt)
+	}
 	if m.FieldCleared(session.FieldRevokedAt) {
 		fields = append(fields, session.FieldRevokedAt)
 	}
@@ -3044,6 +3436,12 @@ func (m *SessionMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *SessionMutation) ClearField(name string) error {
 	switch name {
+	case session.FieldLastSeenAt:
+		m.ClearLastSeenAt()
+		return nil
+	case session.FieldRotatedAt:
+		m.ClearRotatedAt()
+		return nil
 	case session.FieldRevokedAt:
 		m.ClearRevokedAt()
 		return nil
@@ -3076,6 +3474,15 @@ func (m *SessionMutation) ResetField(name string) error {
 	case session.FieldOpenid:
 		m.ResetOpenid()
 		return nil
+	case session.FieldClient:
+		m.ResetClient()
+		return nil
+	case session.FieldDevice:
+		m.ResetDevice()
+		return nil
+	case session.FieldLastSeenAt:
+		m.ResetLastSeenAt()
+		return nil
 	case session.FieldRefreshHash:
 		m.ResetRefreshHash()
 		return nil
@@ -3084,6 +3491,15 @@ func (m *SessionMutation) ResetField(name string) error {
 		return nil
 	case session.FieldGeneration:
 		m.ResetGeneration()
+		return nil
+	case session.FieldPrevRefreshHash:
+		m.ResetPrevRefreshHash()
+		return nil
+	case session.FieldRotatedAt:
+		m.ResetRotatedAt()
+		return nil
+	case session.FieldRefreshSealed:
+		m.ResetRefreshSealed()
 		return nil
 	case session.FieldRevokedAt:
 		m.ResetRevokedAt()

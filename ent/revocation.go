@@ -21,6 +21,8 @@ type Revocation struct {
 	SessionID string `json:"session_id,omitempty"`
 	// UserID holds the value of the "user_id" field.
 	UserID int `json:"user_id,omitempty"`
+	// Reason holds the value of the "reason" field.
+	Reason string `json:"reason,omitempty"`
 	// ExpiresAt holds the value of the "expires_at" field.
 	ExpiresAt time.Time `json:"expires_at,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
@@ -35,7 +37,7 @@ func (*Revocation) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case revocation.FieldID, revocation.FieldUserID:
 			values[i] = new(sql.NullInt64)
-		case revocation.FieldSessionID:
+		case revocation.FieldSessionID, revocation.FieldReason:
 			values[i] = new(sql.NullString)
 		case revocation.FieldExpiresAt, revocation.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -71,6 +73,12 @@ func (_m *Revocation) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field user_id", values[i])
 			} else if value.Valid {
 				_m.UserID = int(value.Int64)
+			}
+		case revocation.FieldReason:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field reason", values[i])
+			} else if value.Valid {
+				_m.Reason = value.String
 			}
 		case revocation.FieldExpiresAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -125,6 +133,9 @@ func (_m *Revocation) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("user_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.UserID))
+	builder.WriteString(", ")
+	builder.WriteString("reason=")
+	builder.WriteString(_m.Reason)
 	builder.WriteString(", ")
 	builder.WriteString("expires_at=")
 	builder.WriteString(_m.ExpiresAt.Format(time.ANSIC))

@@ -34,6 +34,20 @@ func (_c *RevocationCreate) SetUserID(v int) *RevocationCreate {
 	return _c
 }
 
+// SetReason sets the "reason" field.
+func (_c *RevocationCreate) SetReason(v string) *RevocationCreate {
+	_c.mutation.SetReason(v)
+	return _c
+}
+
+// SetNillableReason sets the "reason" field if the given value is not nil.
+func (_c *RevocationCreate) SetNillableReason(v *string) *RevocationCreate {
+	if v != nil {
+		_c.SetReason(*v)
+	}
+	return _c
+}
+
 // SetExpiresAt sets the "expires_at" field.
 func (_c *RevocationCreate) SetExpiresAt(v time.Time) *RevocationCreate {
 	_c.mutation.SetExpiresAt(v)
@@ -95,6 +109,10 @@ func (_c *RevocationCreate) ExecX(ctx context.Context) {
 
 // defaults sets the default values of the builder before save.
 func (_c *RevocationCreate) defaults() {
+	if _, ok := _c.mutation.Reason(); !ok {
+		v := revocation.DefaultReason
+		_c.mutation.SetReason(v)
+	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := revocation.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
@@ -113,6 +131,14 @@ func (_c *RevocationCreate) check() error {
 	}
 	if _, ok := _c.mutation.UserID(); !ok {
 		return &ValidationError{Name: "user_id", err: errors.New(`ent: missing required field "Revocation.user_id"`)}
+	}
+	if _, ok := _c.mutation.Reason(); !ok {
+		return &ValidationError{Name: "reason", err: errors.New(`ent: missing required field "Revocation.reason"`)}
+	}
+	if v, ok := _c.mutation.Reason(); ok {
+		if err := revocation.ReasonValidator(v); err != nil {
+			return &ValidationError{Name: "reason", err: fmt.Errorf(`ent: validator failed for field "Revocation.reason": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.ExpiresAt(); !ok {
 		return &ValidationError{Name: "expires_at", err: errors.New(`ent: missing required field "Revocation.expires_at"`)}
@@ -160,6 +186,10 @@ func (_c *RevocationCreate) createSpec() (*Revocation, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UserID(); ok {
 		_spec.SetField(revocation.FieldUserID, field.TypeInt, value)
 		_node.UserID = value
+	}
+	if value, ok := _c.mutation.Reason(); ok {
+		_spec.SetField(revocation.FieldReason, field.TypeString, value)
+		_node.Reason = value
 	}
 	if value, ok := _c.mutation.ExpiresAt(); ok {
 		_spec.SetField(revocation.FieldExpiresAt, field.TypeTime, value)
@@ -243,6 +273,9 @@ func (u *RevocationUpsertOne) UpdateNewValues() *RevocationUpsertOne {
 		}
 		if _, exists := u.create.mutation.UserID(); exists {
 			s.SetIgnore(revocation.FieldUserID)
+		}
+		if _, exists := u.create.mutation.Reason(); exists {
+			s.SetIgnore(revocation.FieldReason)
 		}
 		if _, exists := u.create.mutation.ExpiresAt(); exists {
 			s.SetIgnore(revocation.FieldExpiresAt)
@@ -468,6 +501,9 @@ func (u *RevocationUpsertBulk) UpdateNewValues() *RevocationUpsertBulk {
 			}
 			if _, exists := b.mutation.UserID(); exists {
 				s.SetIgnore(revocation.FieldUserID)
+			}
+			if _, exists := b.mutation.Reason(); exists {
+				s.SetIgnore(revocation.FieldReason)
 			}
 			if _, exists := b.mutation.ExpiresAt(); exists {
 				s.SetIgnore(revocation.FieldExpiresAt)

@@ -149,8 +149,14 @@ func init() {
 	revocationDescSessionID := revocationFields[1].Descriptor()
 	// revocation.SessionIDValidator is a validator for the "session_id" field. It is called by the builders before save.
 	revocation.SessionIDValidator = revocationDescSessionID.Validators[0].(func(string) error)
+	// revocationDescReason is the schema descriptor for reason field.
+	revocationDescReason := revocationFields[3].Descriptor()
+	// revocation.DefaultReason holds the default value on creation for the reason field.
+	revocation.DefaultReason = revocationDescReason.Default.(string)
+	// revocation.ReasonValidator is a validator for the "reason" field. It is called by the builders before save.
+	revocation.ReasonValidator = revocationDescReason.Validators[0].(func(string) error)
 	// revocationDescCreatedAt is the schema descriptor for created_at field.
-	revocationDescCreatedAt := revocationFields[4].Descriptor()
+	revocationDescCreatedAt := revocationFields[5].Descriptor()
 	// revocation.DefaultCreatedAt holds the default value on creation for the created_at field.
 	revocation.DefaultCreatedAt = revocationDescCreatedAt.Default.(func() time.Time)
 	sessionMixin := schema.Session{}.Mixin()
@@ -182,16 +188,40 @@ func init() {
 	sessionDescOpenid := sessionFields[4].Descriptor()
 	// session.OpenidValidator is a validator for the "openid" field. It is called by the builders before save.
 	session.OpenidValidator = sessionDescOpenid.Validators[0].(func(string) error)
+	// sessionDescClient is the schema descriptor for client field.
+	sessionDescClient := sessionFields[5].Descriptor()
+	// session.DefaultClient holds the default value on creation for the client field.
+	session.DefaultClient = sessionDescClient.Default.(string)
+	// session.ClientValidator is a validator for the "client" field. It is called by the builders before save.
+	session.ClientValidator = sessionDescClient.Validators[0].(func(string) error)
+	// sessionDescDevice is the schema descriptor for device field.
+	sessionDescDevice := sessionFields[6].Descriptor()
+	// session.DefaultDevice holds the default value on creation for the device field.
+	session.DefaultDevice = sessionDescDevice.Default.(string)
+	// session.DeviceValidator is a validator for the "device" field. It is called by the builders before save.
+	session.DeviceValidator = sessionDescDevice.Validators[0].(func(string) error)
 	// sessionDescRefreshHash is the schema descriptor for refresh_hash field.
-	sessionDescRefreshHash := sessionFields[5].Descriptor()
+	sessionDescRefreshHash := sessionFields[8].Descriptor()
 	// session.RefreshHashValidator is a validator for the "refresh_hash" field. It is called by the builders before save.
 	session.RefreshHashValidator = sessionDescRefreshHash.Validators[0].(func(string) error)
 	// sessionDescGeneration is the schema descriptor for generation field.
-	sessionDescGeneration := sessionFields[7].Descriptor()
+	sessionDescGeneration := sessionFields[10].Descriptor()
 	// session.DefaultGeneration holds the default value on creation for the generation field.
 	session.DefaultGeneration = sessionDescGeneration.Default.(int)
+	// sessionDescPrevRefreshHash is the schema descriptor for prev_refresh_hash field.
+	sessionDescPrevRefreshHash := sessionFields[11].Descriptor()
+	// session.DefaultPrevRefreshHash holds the default value on creation for the prev_refresh_hash field.
+	session.DefaultPrevRefreshHash = sessionDescPrevRefreshHash.Default.(string)
+	// session.PrevRefreshHashValidator is a validator for the "prev_refresh_hash" field. It is called by the builders before save.
+	session.PrevRefreshHashValidator = sessionDescPrevRefreshHash.Validators[0].(func(string) error)
+	// sessionDescRefreshSealed is the schema descriptor for refresh_sealed field.
+	sessionDescRefreshSealed := sessionFields[13].Descriptor()
+	// session.DefaultRefreshSealed holds the default value on creation for the refresh_sealed field.
+	session.DefaultRefreshSealed = sessionDescRefreshSealed.Default.(string)
+	// session.RefreshSealedValidator is a validator for the "refresh_sealed" field. It is called by the builders before save.
+	session.RefreshSealedValidator = sessionDescRefreshSealed.Validators[0].(func(string) error)
 	// sessionDescRevokeReason is the schema descriptor for revoke_reason field.
-	sessionDescRevokeReason := sessionFields[9].Descriptor()
+	sessionDescRevokeReason := sessionFields[15].Descriptor()
 	// session.RevokeReasonValidator is a validator for the "revoke_reason" field. It is called by the builders before save.
 	session.RevokeReasonValidator = sessionDescRevokeReason.Validators[0].(func(string) error)
 	// sessionDescID is the schema descriptor for id field.

@@ -30,12 +30,24 @@ type Session struct {
 	Appid string `json:"appid,omitempty"`
 	// Openid holds the value of the "openid" field.
 	Openid string `json:"openid,omitempty"`
+	// Client holds the value of the "client" field.
+	Client string `json:"client,omitempty"`
+	// Device holds the value of the "device" field.
+	Device string `json:"device,omitempty"`
+	// LastSeenAt holds the value of the "last_seen_at" field.
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
 	// RefreshHash holds the value of the "refresh_hash" field.
 	RefreshHash string `json:"-"`
 	// RefreshExpiresAt holds the value of the "refresh_expires_at" field.
 	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitempty"`
 	// Generation holds the value of the "generation" field.
 	Generation int `json:"generation,omitempty"`
+	// PrevRefreshHash holds the value of the "prev_refresh_hash" field.
+	PrevRefreshHash string `json:"-"`
+	// RotatedAt holds the value of the "rotated_at" field.
+	RotatedAt *time.Time `json:"rotated_at,omitempty"`
+	// RefreshSealed holds the value of the "refresh_sealed" field.
+	RefreshSealed string `json:"-"`
 	// RevokedAt holds the value of the "revoked_at" field.
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	// RevokeReason holds the value of the "revoke_reason" field.
@@ -84,9 +96,9 @@ func (*Session) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case session.FieldUserID, session.FieldGeneration:
 			values[i] = new(sql.NullInt64)
-		case session.FieldID, session.FieldProvider, session.FieldAppid, session.FieldOpenid, session.FieldRefreshHash, session.FieldRevokeReason:
+		case session.FieldID, session.FieldProvider, session.FieldAppid, session.FieldOpenid, session.FieldClient, session.FieldDevice, session.FieldRefreshHash, session.FieldPrevRefreshHash, session.FieldRefreshSealed, session.FieldRevokeReason:
 			values[i] = new(sql.NullString)
-		case session.FieldCreatedAt, session.FieldUpdatedAt, session.FieldRefreshExpiresAt, session.FieldRevokedAt:
+		case session.FieldCreatedAt, session.FieldUpdatedAt, session.FieldLastSeenAt, session.FieldRefreshExpiresAt, session.FieldRotatedAt, session.FieldRevokedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -145,6 +157,25 @@ func (_m *Session) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Openid = value.String
 			}
+		case session.FieldClient:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field client", values[i])
+			} else if value.Valid {
+				_m.Client = value.String
+			}
+		case session.FieldDevice:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field device", values[i])
+			} else if value.Valid {
+				_m.Device = value.String
+			}
+		case session.FieldLastSeenAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field last_seen_at", values[i])
+			} else if value.Valid {
+				_m.LastSeenAt = new(time.Time)
+				*_m.LastSeenAt = value.Time
+			}
 		case session.FieldRefreshHash:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field refresh_hash", values[i])
@@ -162,6 +193,25 @@ func (_m *Session) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field generation", values[i])
 			} else if value.Valid {
 				_m.Generation = int(value.Int64)
+			}
+		case session.FieldPrevRefreshHash:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field prev_refresh_hash", values[i])
+			} else if value.Valid {
+				_m.PrevRefreshHash = value.String
+			}
+		case session.FieldRotatedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field rotated_at", values[i])
+			} else if value.Valid {
+				_m.RotatedAt = new(time.Time)
+				*_m.RotatedAt = value.Time
+			}
+		case session.FieldRefreshSealed:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field refresh_sealed", values[i])
+			} else if value.Valid {
+				_m.RefreshSealed = value.String
 			}
 		case session.FieldRevokedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -240,6 +290,17 @@ func (_m *Session) String() string {
 	builder.WriteString("openid=")
 	builder.WriteString(_m.Openid)
 	builder.WriteString(", ")
+	builder.WriteString("client=")
+	builder.WriteString(_m.Client)
+	builder.WriteString(", ")
+	builder.WriteString("device=")
+	builder.WriteString(_m.Device)
+	builder.WriteString(", ")
+	if v := _m.LastSeenAt; v != nil {
+		builder.WriteString("last_seen_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
 	builder.WriteString("refresh_hash=<sensitive>")
 	builder.WriteString(", ")
 	builder.WriteString("refresh_expires_at=")
@@ -247,6 +308,15 @@ func (_m *Session) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("generation=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Generation))
+	builder.WriteString(", ")
+	builder.WriteString("prev_refresh_hash=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.RotatedAt; v != nil {
+		builder.WriteString("rotated_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("refresh_sealed=<sensitive>")
 	builder.WriteString(", ")
 	if v := _m.RevokedAt; v != nil {
 		builder.WriteString("revoked_at=")

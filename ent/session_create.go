@@ -85,6 +85,48 @@ func (_c *SessionCreate) SetOpenid(v string) *SessionCreate {
 	return _c
 }
 
+// SetClient sets the "client" field.
+func (_c *SessionCreate) SetClient(v string) *SessionCreate {
+	_c.mutation.SetClient(v)
+	return _c
+}
+
+// SetNillableClient sets the "client" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableClient(v *string) *SessionCreate {
+	if v != nil {
+		_c.SetClient(*v)
+	}
+	return _c
+}
+
+// SetDevice sets the "device" field.
+func (_c *SessionCreate) SetDevice(v string) *SessionCreate {
+	_c.mutation.SetDevice(v)
+	return _c
+}
+
+// SetNillableDevice sets the "device" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableDevice(v *string) *SessionCreate {
+	if v != nil {
+		_c.SetDevice(*v)
+	}
+	return _c
+}
+
+// SetLastSeenAt sets the "last_seen_at" field.
+func (_c *SessionCreate) SetLastSeenAt(v time.Time) *SessionCreate {
+	_c.mutation.SetLastSeenAt(v)
+	return _c
+}
+
+// SetNillableLastSeenAt sets the "last_seen_at" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableLastSeenAt(v *time.Time) *SessionCreate {
+	if v != nil {
+		_c.SetLastSeenAt(*v)
+	}
+	return _c
+}
+
 // SetRefreshHash sets the "refresh_hash" field.
 func (_c *SessionCreate) SetRefreshHash(v string) *SessionCreate {
 	_c.mutation.SetRefreshHash(v)
@@ -107,6 +149,48 @@ func (_c *SessionCreate) SetGeneration(v int) *SessionCreate {
 func (_c *SessionCreate) SetNillableGeneration(v *int) *SessionCreate {
 	if v != nil {
 		_c.SetGeneration(*v)
+	}
+	return _c
+}
+
+// SetPrevRefreshHash sets the "prev_refresh_hash" field.
+func (_c *SessionCreate) SetPrevRefreshHash(v string) *SessionCreate {
+	_c.mutation.SetPrevRefreshHash(v)
+	return _c
+}
+
+// SetNillablePrevRefreshHash sets the "prev_refresh_hash" field if the given value is not nil.
+func (_c *SessionCreate) SetNillablePrevRefreshHash(v *string) *SessionCreate {
+	if v != nil {
+		_c.SetPrevRefreshHash(*v)
+	}
+	return _c
+}
+
+// SetRotatedAt sets the "rotated_at" field.
+func (_c *SessionCreate) SetRotatedAt(v time.Time) *SessionCreate {
+	_c.mutation.SetRotatedAt(v)
+	return _c
+}
+
+// SetNillableRotatedAt sets the "rotated_at" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableRotatedAt(v *time.Time) *SessionCreate {
+	if v != nil {
+		_c.SetRotatedAt(*v)
+	}
+	return _c
+}
+
+// SetRefreshSealed sets the "refresh_sealed" field.
+func (_c *SessionCreate) SetRefreshSealed(v string) *SessionCreate {
+	_c.mutation.SetRefreshSealed(v)
+	return _c
+}
+
+// SetNillableRefreshSealed sets the "refresh_sealed" field if the given value is not nil.
+func (_c *SessionCreate) SetNillableRefreshSealed(v *string) *SessionCreate {
+	if v != nil {
+		_c.SetRefreshSealed(*v)
 	}
 	return _c
 }
@@ -212,9 +296,25 @@ func (_c *SessionCreate) defaults() {
 		v := session.DefaultProvider
 		_c.mutation.SetProvider(v)
 	}
+	if _, ok := _c.mutation.GetClient(); !ok {
+		v := session.DefaultClient
+		_c.mutation.SetClient(v)
+	}
+	if _, ok := _c.mutation.Device(); !ok {
+		v := session.DefaultDevice
+		_c.mutation.SetDevice(v)
+	}
 	if _, ok := _c.mutation.Generation(); !ok {
 		v := session.DefaultGeneration
 		_c.mutation.SetGeneration(v)
+	}
+	if _, ok := _c.mutation.PrevRefreshHash(); !ok {
+		v := session.DefaultPrevRefreshHash
+		_c.mutation.SetPrevRefreshHash(v)
+	}
+	if _, ok := _c.mutation.RefreshSealed(); !ok {
+		v := session.DefaultRefreshSealed
+		_c.mutation.SetRefreshSealed(v)
 	}
 }
 
@@ -253,6 +353,22 @@ func (_c *SessionCreate) check() error {
 			return &ValidationError{Name: "openid", err: fmt.Errorf(`ent: validator failed for field "Session.openid": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.GetClient(); !ok {
+		return &ValidationError{Name: "client", err: errors.New(`ent: missing required field "Session.client"`)}
+	}
+	if v, ok := _c.mutation.GetClient(); ok {
+		if err := session.ClientValidator(v); err != nil {
+			return &ValidationError{Name: "client", err: fmt.Errorf(`ent: validator failed for field "Session.client": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Device(); !ok {
+		return &ValidationError{Name: "device", err: errors.New(`ent: missing required field "Session.device"`)}
+	}
+	if v, ok := _c.mutation.Device(); ok {
+		if err := session.DeviceValidator(v); err != nil {
+			return &ValidationError{Name: "device", err: fmt.Errorf(`ent: validator failed for field "Session.device": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.RefreshHash(); !ok {
 		return &ValidationError{Name: "refresh_hash", err: errors.New(`ent: missing required field "Session.refresh_hash"`)}
 	}
@@ -266,6 +382,22 @@ func (_c *SessionCreate) check() error {
 	}
 	if _, ok := _c.mutation.Generation(); !ok {
 		return &ValidationError{Name: "generation", err: errors.New(`ent: missing required field "Session.generation"`)}
+	}
+	if _, ok := _c.mutation.PrevRefreshHash(); !ok {
+		return &ValidationError{Name: "prev_refresh_hash", err: errors.New(`ent: missing required field "Session.prev_refresh_hash"`)}
+	}
+	if v, ok := _c.mutation.PrevRefreshHash(); ok {
+		if err := session.PrevRefreshHashValidator(v); err != nil {
+			return &ValidationError{Name: "prev_refresh_hash", err: fmt.Errorf(`ent: validator failed for field "Session.prev_refresh_hash": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.RefreshSealed(); !ok {
+		return &ValidationError{Name: "refresh_sealed", err: errors.New(`ent: missing required field "Session.refresh_sealed"`)}
+	}
+	if v, ok := _c.mutation.RefreshSealed(); ok {
+		if err := session.RefreshSealedValidator(v); err != nil {
+			return &ValidationError{Name: "refresh_sealed", err: fmt.Errorf(`ent: validator failed for field "Session.refresh_sealed": %w`, err)}
+		}
 	}
 	if v, ok := _c.mutation.RevokeReason(); ok {
 		if err := session.RevokeReasonValidator(v); err != nil {
@@ -336,6 +468,18 @@ func (_c *SessionCreate) createSpec() (*Session, *sqlgraph.CreateSpec) {
 		_spec.SetField(session.FieldOpenid, field.TypeString, value)
 		_node.Openid = value
 	}
+	if value, ok := _c.mutation.GetClient(); ok {
+		_spec.SetField(session.FieldClient, field.TypeString, value)
+		_node.Client = value
+	}
+	if value, ok := _c.mutation.Device(); ok {
+		_spec.SetField(session.FieldDevice, field.TypeString, value)
+		_node.Device = value
+	}
+	if value, ok := _c.mutation.LastSeenAt(); ok {
+		_spec.SetField(session.FieldLastSeenAt, field.TypeTime, value)
+		_node.LastSeenAt = &value
+	}
 	if value, ok := _c.mutation.RefreshHash(); ok {
 		_spec.SetField(session.FieldRefreshHash, field.TypeString, value)
 		_node.RefreshHash = value
@@ -347,6 +491,18 @@ func (_c *SessionCreate) createSpec() (*Session, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Generation(); ok {
 		_spec.SetField(session.FieldGeneration, field.TypeInt, value)
 		_node.Generation = value
+	}
+	if value, ok := _c.mutation.PrevRefreshHash(); ok {
+		_spec.SetField(session.FieldPrevRefreshHash, field.TypeString, value)
+		_node.PrevRefreshHash = value
+	}
+	if value, ok := _c.mutation.RotatedAt(); ok {
+		_spec.SetField(session.FieldRotatedAt, field.TypeTime, value)
+		_node.RotatedAt = &value
+	}
+	if value, ok := _c.mutation.RefreshSealed(); ok {
+		_spec.SetField(session.FieldRefreshSealed, field.TypeString, value)
+		_node.RefreshSealed = value
 	}
 	if value, ok := _c.mutation.RevokedAt(); ok {
 		_spec.SetField(session.FieldRevokedAt, field.TypeTime, value)
@@ -453,6 +609,24 @@ func (u *SessionUpsert) UpdateUpdatedAt() *SessionUpsert {
 	return u
 }
 
+// SetLastSeenAt sets the "last_seen_at" field.
+func (u *SessionUpsert) SetLastSeenAt(v time.Time) *SessionUpsert {
+	u.Set(session.FieldLastSeenAt, v)
+	return u
+}
+
+// UpdateLastSeenAt sets the "last_seen_at" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateLastSeenAt() *SessionUpsert {
+	u.SetExcluded(session.FieldLastSeenAt)
+	return u
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (u *SessionUpsert) ClearLastSeenAt() *SessionUpsert {
+	u.SetNull(session.FieldLastSeenAt)
+	return u
+}
+
 // SetRefreshHash sets the "refresh_hash" field.
 func (u *SessionUpsert) SetRefreshHash(v string) *SessionUpsert {
 	u.Set(session.FieldRefreshHash, v)
@@ -492,6 +666,48 @@ func (u *SessionUpsert) UpdateGeneration() *SessionUpsert {
 // AddGeneration adds v to the "generation" field.
 func (u *SessionUpsert) AddGeneration(v int) *SessionUpsert {
 	u.Add(session.FieldGeneration, v)
+	return u
+}
+
+// SetPrevRefreshHash sets the "prev_refresh_hash" field.
+func (u *SessionUpsert) SetPrevRefreshHash(v string) *SessionUpsert {
+	u.Set(session.FieldPrevRefreshHash, v)
+	return u
+}
+
+// UpdatePrevRefreshHash sets the "prev_refresh_hash" field to the value that was provided on create.
+func (u *SessionUpsert) UpdatePrevRefreshHash() *SessionUpsert {
+	u.SetExcluded(session.FieldPrevRefreshHash)
+	return u
+}
+
+// SetRotatedAt sets the "rotated_at" field.
+func (u *SessionUpsert) SetRotatedAt(v time.Time) *SessionUpsert {
+	u.Set(session.FieldRotatedAt, v)
+	return u
+}
+
+// UpdateRotatedAt sets the "rotated_at" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateRotatedAt() *SessionUpsert {
+	u.SetExcluded(session.FieldRotatedAt)
+	return u
+}
+
+// ClearRotatedAt clears the value of the "rotated_at" field.
+func (u *SessionUpsert) ClearRotatedAt() *SessionUpsert {
+	u.SetNull(session.FieldRotatedAt)
+	return u
+}
+
+// SetRefreshSealed sets the "refresh_sealed" field.
+func (u *SessionUpsert) SetRefreshSealed(v string) *SessionUpsert {
+	u.Set(session.FieldRefreshSealed, v)
+	return u
+}
+
+// UpdateRefreshSealed sets the "refresh_sealed" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateRefreshSealed() *SessionUpsert {
+	u.SetExcluded(session.FieldRefreshSealed)
 	return u
 }
 
@@ -563,6 +779,12 @@ func (u *SessionUpsertOne) UpdateNewValues() *SessionUpsertOne {
 		if _, exists := u.create.mutation.Openid(); exists {
 			s.SetIgnore(session.FieldOpenid)
 		}
+		if _, exists := u.create.mutation.GetClient(); exists {
+			s.SetIgnore(session.FieldClient)
+		}
+		if _, exists := u.create.mutation.Device(); exists {
+			s.SetIgnore(session.FieldDevice)
+		}
 	}))
 	return u
 }
@@ -605,6 +827,27 @@ func (u *SessionUpsertOne) SetUpdatedAt(v time.Time) *SessionUpsertOne {
 func (u *SessionUpsertOne) UpdateUpdatedAt() *SessionUpsertOne {
 	return u.Update(func(s *SessionUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetLastSeenAt sets the "last_seen_at" field.
+func (u *SessionUpsertOne) SetLastSeenAt(v time.Time) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetLastSeenAt(v)
+	})
+}
+
+// UpdateLastSeenAt sets the "last_seen_at" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateLastSeenAt() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateLastSeenAt()
+	})
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (u *SessionUpsertOne) ClearLastSeenAt() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.ClearLastSeenAt()
 	})
 }
 
@@ -654,6 +897,55 @@ func (u *SessionUpsertOne) AddGeneration(v int) *SessionUpsertOne {
 func (u *SessionUpsertOne) UpdateGeneration() *SessionUpsertOne {
 	return u.Update(func(s *SessionUpsert) {
 		s.UpdateGeneration()
+	})
+}
+
+// SetPrevRefreshHash sets the "prev_refresh_hash" field.
+func (u *SessionUpsertOne) SetPrevRefreshHash(v string) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetPrevRefreshHash(v)
+	})
+}
+
+// UpdatePrevRefreshHash sets the "prev_refresh_hash" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdatePrevRefreshHash() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdatePrevRefreshHash()
+	})
+}
+
+// SetRotatedAt sets the "rotated_at" field.
+func (u *SessionUpsertOne) SetRotatedAt(v time.Time) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetRotatedAt(v)
+	})
+}
+
+// UpdateRotatedAt sets the "rotated_at" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateRotatedAt() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateRotatedAt()
+	})
+}
+
+// ClearRotatedAt clears the value of the "rotated_at" field.
+func (u *SessionUpsertOne) ClearRotatedAt() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.ClearRotatedAt()
+	})
+}
+
+// SetRefreshSealed sets the "refresh_sealed" field.
+func (u *SessionUpsertOne) SetRefreshSealed(v string) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetRefreshSealed(v)
+	})
+}
+
+// UpdateRefreshSealed sets the "refresh_sealed" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateRefreshSealed() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateRefreshSealed()
 	})
 }
 
@@ -897,6 +1189,12 @@ func (u *SessionUpsertBulk) UpdateNewValues() *SessionUpsertBulk {
 			if _, exists := b.mutation.Openid(); exists {
 				s.SetIgnore(session.FieldOpenid)
 			}
+			if _, exists := b.mutation.GetClient(); exists {
+				s.SetIgnore(session.FieldClient)
+			}
+			if _, exists := b.mutation.Device(); exists {
+				s.SetIgnore(session.FieldDevice)
+			}
 		}
 	}))
 	return u
@@ -940,6 +1238,27 @@ func (u *SessionUpsertBulk) SetUpdatedAt(v time.Time) *SessionUpsertBulk {
 func (u *SessionUpsertBulk) UpdateUpdatedAt() *SessionUpsertBulk {
 	return u.Update(func(s *SessionUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetLastSeenAt sets the "last_seen_at" field.
+func (u *SessionUpsertBulk) SetLastSeenAt(v time.Time) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetLastSeenAt(v)
+	})
+}
+
+// UpdateLastSeenAt sets the "last_seen_at" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateLastSeenAt() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateLastSeenAt()
+	})
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (u *SessionUpsertBulk) ClearLastSeenAt() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.ClearLastSeenAt()
 	})
 }
 
@@ -989,6 +1308,55 @@ func (u *SessionUpsertBulk) AddGeneration(v int) *SessionUpsertBulk {
 func (u *SessionUpsertBulk) UpdateGeneration() *SessionUpsertBulk {
 	return u.Update(func(s *SessionUpsert) {
 		s.UpdateGeneration()
+	})
+}
+
+// SetPrevRefreshHash sets the "prev_refresh_hash" field.
+func (u *SessionUpsertBulk) SetPrevRefreshHash(v string) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetPrevRefreshHash(v)
+	})
+}
+
+// UpdatePrevRefreshHash sets the "prev_refresh_hash" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdatePrevRefreshHash() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdatePrevRefreshHash()
+	})
+}
+
+// SetRotatedAt sets the "rotated_at" field.
+func (u *SessionUpsertBulk) SetRotatedAt(v time.Time) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetRotatedAt(v)
+	})
+}
+
+// UpdateRotatedAt sets the "rotated_at" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateRotatedAt() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateRotatedAt()
+	})
+}
+
+// ClearRotatedAt clears the value of the "rotated_at" field.
+func (u *SessionUpsertBulk) ClearRotatedAt() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.ClearRotatedAt()
+	})
+}
+
+// SetRefreshSealed sets the "refresh_sealed" field.
+func (u *SessionUpsertBulk) SetRefreshSealed(v string) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetRefreshSealed(v)
+	})
+}
+
+// UpdateRefreshSealed sets the "refresh_sealed" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateRefreshSealed() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateRefreshSealed()
 	})
 }
 

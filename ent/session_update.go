@@ -35,6 +35,26 @@ func (_u *SessionUpdate) SetUpdatedAt(v time.Time) *SessionUpdate {
 	return _u
 }
 
+// SetLastSeenAt sets the "last_seen_at" field.
+func (_u *SessionUpdate) SetLastSeenAt(v time.Time) *SessionUpdate {
+	_u.mutation.SetLastSeenAt(v)
+	return _u
+}
+
+// SetNillableLastSeenAt sets the "last_seen_at" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillableLastSeenAt(v *time.Time) *SessionUpdate {
+	if v != nil {
+		_u.SetLastSeenAt(*v)
+	}
+	return _u
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (_u *SessionUpdate) ClearLastSeenAt() *SessionUpdate {
+	_u.mutation.ClearLastSeenAt()
+	return _u
+}
+
 // SetRefreshHash sets the "refresh_hash" field.
 func (_u *SessionUpdate) SetRefreshHash(v string) *SessionUpdate {
 	_u.mutation.SetRefreshHash(v)
@@ -81,6 +101,54 @@ func (_u *SessionUpdate) SetNillableGeneration(v *int) *SessionUpdate {
 // AddGeneration adds value to the "generation" field.
 func (_u *SessionUpdate) AddGeneration(v int) *SessionUpdate {
 	_u.mutation.AddGeneration(v)
+	return _u
+}
+
+// SetPrevRefreshHash sets the "prev_refresh_hash" field.
+func (_u *SessionUpdate) SetPrevRefreshHash(v string) *SessionUpdate {
+	_u.mutation.SetPrevRefreshHash(v)
+	return _u
+}
+
+// SetNillablePrevRefreshHash sets the "prev_refresh_hash" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillablePrevRefreshHash(v *string) *SessionUpdate {
+	if v != nil {
+		_u.SetPrevRefreshHash(*v)
+	}
+	return _u
+}
+
+// SetRotatedAt sets the "rotated_at" field.
+func (_u *SessionUpdate) SetRotatedAt(v time.Time) *SessionUpdate {
+	_u.mutation.SetRotatedAt(v)
+	return _u
+}
+
+// SetNillableRotatedAt sets the "rotated_at" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillableRotatedAt(v *time.Time) *SessionUpdate {
+	if v != nil {
+		_u.SetRotatedAt(*v)
+	}
+	return _u
+}
+
+// ClearRotatedAt clears the value of the "rotated_at" field.
+func (_u *SessionUpdate) ClearRotatedAt() *SessionUpdate {
+	_u.mutation.ClearRotatedAt()
+	return _u
+}
+
+// SetRefreshSealed sets the "refresh_sealed" field.
+func (_u *SessionUpdate) SetRefreshSealed(v string) *SessionUpdate {
+	_u.mutation.SetRefreshSealed(v)
+	return _u
+}
+
+// SetNillableRefreshSealed sets the "refresh_sealed" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillableRefreshSealed(v *string) *SessionUpdate {
+	if v != nil {
+		_u.SetRefreshSealed(*v)
+	}
 	return _u
 }
 
@@ -208,6 +276,16 @@ func (_u *SessionUpdate) check() error {
 			return &ValidationError{Name: "refresh_hash", err: fmt.Errorf(`ent: validator failed for field "Session.refresh_hash": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.PrevRefreshHash(); ok {
+		if err := session.PrevRefreshHashValidator(v); err != nil {
+			return &ValidationError{Name: "prev_refresh_hash", err: fmt.Errorf(`ent: validator failed for field "Session.prev_refresh_hash": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.RefreshSealed(); ok {
+		if err := session.RefreshSealedValidator(v); err != nil {
+			return &ValidationError{Name: "refresh_sealed", err: fmt.Errorf(`ent: validator failed for field "Session.refresh_sealed": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.RevokeReason(); ok {
 		if err := session.RevokeReasonValidator(v); err != nil {
 			return &ValidationError{Name: "revoke_reason", err: fmt.Errorf(`ent: validator failed for field "Session.revoke_reason": %w`, err)}
@@ -234,6 +312,12 @@ func (_u *SessionUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(session.FieldUpdatedAt, field.TypeTime, value)
 	}
+	if value, ok := _u.mutation.LastSeenAt(); ok {
+		_spec.SetField(session.FieldLastSeenAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastSeenAtCleared() {
+		_spec.ClearField(session.FieldLastSeenAt, field.TypeTime)
+	}
 	if value, ok := _u.mutation.RefreshHash(); ok {
 		_spec.SetField(session.FieldRefreshHash, field.TypeString, value)
 	}
@@ -245,6 +329,18 @@ func (_u *SessionUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedGeneration(); ok {
 		_spec.AddField(session.FieldGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PrevRefreshHash(); ok {
+		_spec.SetField(session.FieldPrevRefreshHash, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.RotatedAt(); ok {
+		_spec.SetField(session.FieldRotatedAt, field.TypeTime, value)
+	}
+	if _u.mutation.RotatedAtCleared() {
+		_spec.ClearField(session.FieldRotatedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RefreshSealed(); ok {
+		_spec.SetField(session.FieldRefreshSealed, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.RevokedAt(); ok {
 		_spec.SetField(session.FieldRevokedAt, field.TypeTime, value)
@@ -329,6 +425,26 @@ func (_u *SessionUpdateOne) SetUpdatedAt(v time.Time) *SessionUpdateOne {
 	return _u
 }
 
+// SetLastSeenAt sets the "last_seen_at" field.
+func (_u *SessionUpdateOne) SetLastSeenAt(v time.Time) *SessionUpdateOne {
+	_u.mutation.SetLastSeenAt(v)
+	return _u
+}
+
+// SetNillableLastSeenAt sets the "last_seen_at" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillableLastSeenAt(v *time.Time) *SessionUpdateOne {
+	if v != nil {
+		_u.SetLastSeenAt(*v)
+	}
+	return _u
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (_u *SessionUpdateOne) ClearLastSeenAt() *SessionUpdateOne {
+	_u.mutation.ClearLastSeenAt()
+	return _u
+}
+
 // SetRefreshHash sets the "refresh_hash" field.
 func (_u *SessionUpdateOne) SetRefreshHash(v string) *SessionUpdateOne {
 	_u.mutation.SetRefreshHash(v)
@@ -375,6 +491,54 @@ func (_u *SessionUpdateOne) SetNillableGeneration(v *int) *SessionUpdateOne {
 // AddGeneration adds value to the "generation" field.
 func (_u *SessionUpdateOne) AddGeneration(v int) *SessionUpdateOne {
 	_u.mutation.AddGeneration(v)
+	return _u
+}
+
+// SetPrevRefreshHash sets the "prev_refresh_hash" field.
+func (_u *SessionUpdateOne) SetPrevRefreshHash(v string) *SessionUpdateOne {
+	_u.mutation.SetPrevRefreshHash(v)
+	return _u
+}
+
+// SetNillablePrevRefreshHash sets the "prev_refresh_hash" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillablePrevRefreshHash(v *string) *SessionUpdateOne {
+	if v != nil {
+		_u.SetPrevRefreshHash(*v)
+	}
+	return _u
+}
+
+// SetRotatedAt sets the "rotated_at" field.
+func (_u *SessionUpdateOne) SetRotatedAt(v time.Time) *SessionUpdateOne {
+	_u.mutation.SetRotatedAt(v)
+	return _u
+}
+
+// SetNillableRotatedAt sets the "rotated_at" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillableRotatedAt(v *time.Time) *SessionUpdateOne {
+	if v != nil {
+		_u.SetRotatedAt(*v)
+	}
+	return _u
+}
+
+// ClearRotatedAt clears the value of the "rotated_at" field.
+func (_u *SessionUpdateOne) ClearRotatedAt() *SessionUpdateOne {
+	_u.mutation.ClearRotatedAt()
+	return _u
+}
+
+// SetRefreshSealed sets the "refresh_sealed" field.
+func (_u *SessionUpdateOne) SetRefreshSealed(v string) *SessionUpdateOne {
+	_u.mutation.SetRefreshSealed(v)
+	return _u
+}
+
+// SetNillableRefreshSealed sets the "refresh_sealed" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillableRefreshSealed(v *string) *SessionUpdateOne {
+	if v != nil {
+		_u.SetRefreshSealed(*v)
+	}
 	return _u
 }
 
@@ -515,6 +679,16 @@ func (_u *SessionUpdateOne) check() error {
 			return &ValidationError{Name: "refresh_hash", err: fmt.Errorf(`ent: validator failed for field "Session.refresh_hash": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.PrevRefreshHash(); ok {
+		if err := session.PrevRefreshHashValidator(v); err != nil {
+			return &ValidationError{Name: "prev_refresh_hash", err: fmt.Errorf(`ent: validator failed for field "Session.prev_refresh_hash": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.RefreshSealed(); ok {
+		if err := session.RefreshSealedValidator(v); err != nil {
+			return &ValidationError{Name: "refresh_sealed", err: fmt.Errorf(`ent: validator failed for field "Session.refresh_sealed": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.RevokeReason(); ok {
 		if err := session.RevokeReasonValidator(v); err != nil {
 			return &ValidationError{Name: "revoke_reason", err: fmt.Errorf(`ent: validator failed for field "Session.revoke_reason": %w`, err)}
@@ -558,6 +732,12 @@ func (_u *SessionUpdateOne) sqlSave(ctx context.Context) (_node *Session, err er
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(session.FieldUpdatedAt, field.TypeTime, value)
 	}
+	if value, ok := _u.mutation.LastSeenAt(); ok {
+		_spec.SetField(session.FieldLastSeenAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastSeenAtCleared() {
+		_spec.ClearField(session.FieldLastSeenAt, field.TypeTime)
+	}
 	if value, ok := _u.mutation.RefreshHash(); ok {
 		_spec.SetField(session.FieldRefreshHash, field.TypeString, value)
 	}
@@ -569,6 +749,18 @@ func (_u *SessionUpdateOne) sqlSave(ctx context.Context) (_node *Session, err er
 	}
 	if value, ok := _u.mutation.AddedGeneration(); ok {
 		_spec.AddField(session.FieldGeneration, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PrevRefreshHash(); ok {
+		_spec.SetField(session.FieldPrevRefreshHash, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.RotatedAt(); ok {
+		_spec.SetField(session.FieldRotatedAt, field.TypeTime, value)
+	}
+	if _u.mutation.RotatedAtCleared() {
+		_spec.ClearField(session.FieldRotatedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RefreshSealed(); ok {
+		_spec.SetField(session.FieldRefreshSealed, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.RevokedAt(); ok {
 		_spec.SetField(session.FieldRevokedAt, field.TypeTime, value)

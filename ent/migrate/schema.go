@@ -93,6 +93,7 @@ var (
 		{Name: "id", Type: field.TypeInt64, Increment: true},
 		{Name: "session_id", Type: field.TypeString, Size: 64},
 		{Name: "user_id", Type: field.TypeInt},
+		{Name: "reason", Type: field.TypeString, Size: 32, Default: ""},
 		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 	}
@@ -110,7 +111,7 @@ var (
 			{
 				Name:    "revocation_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{RevocationsColumns[3]},
+				Columns: []*schema.Column{RevocationsColumns[4]},
 			},
 		},
 	}
@@ -122,9 +123,15 @@ var (
 		{Name: "provider", Type: field.TypeString, Size: 16, Default: "wechat"},
 		{Name: "appid", Type: field.TypeString, Size: 64},
 		{Name: "openid", Type: field.TypeString, Size: 128},
+		{Name: "client", Type: field.TypeString, Size: 16, Default: ""},
+		{Name: "device", Type: field.TypeString, Size: 256, Default: ""},
+		{Name: "last_seen_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "refresh_hash", Type: field.TypeString, Size: 64},
 		{Name: "refresh_expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "generation", Type: field.TypeInt, Default: 0},
+		{Name: "prev_refresh_hash", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "rotated_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "refresh_sealed", Type: field.TypeString, Size: 128, Default: ""},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "revoke_reason", Type: field.TypeString, Nullable: true, Size: 32},
 		{Name: "user_id", Type: field.TypeInt},
@@ -137,7 +144,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "sessions_users_sessions",
-				Columns:    []*schema.Column{SessionsColumns[11]},
+				Columns:    []*schema.Column{SessionsColumns[17]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -146,12 +153,12 @@ var (
 			{
 				Name:    "session_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{SessionsColumns[11]},
+				Columns: []*schema.Column{SessionsColumns[17]},
 			},
 			{
 				Name:    "session_refresh_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{SessionsColumns[7]},
+				Columns: []*schema.Column{SessionsColumns[10]},
 			},
 		},
 	}

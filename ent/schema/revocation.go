@@ -18,6 +18,8 @@ func (Revocation) Fields() []ent.Field {
 		field.Int64("id"),
 		field.String("session_id").MaxLen(64).Immutable(),
 		field.Int("user_id").Immutable(),
+		// reason is why the session ended (token.Reason), told to the client.
+		field.String("reason").MaxLen(32).Default("").Immutable(),
 		field.Time("expires_at").SchemaType(timeType).Immutable(),
 		field.Time("created_at").SchemaType(timeType).Default(now).Immutable(),
 	}

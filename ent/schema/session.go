@@ -26,11 +26,31 @@ func (Session) Fields() []ent.Field {
 		field.String("provider").MaxLen(16).Default("wechat").Immutable(),
 		field.String("appid").MaxLen(64).Immutable(),
 		field.String("openid").MaxLen(128).Immutable(),
+		// client is the kind of client that logged in (miniprogram, h5, app,
+		// web); device is the client's free-text name for itself.
+		field.String("client").MaxLen(16).Default("").Immutable(),
+		field.String("device").MaxLen(256).Default("").Immutable(),
+		// last_seen_at moves at login and at every refresh (not on every
+		// request). NULL for sessions from before the column: seen at login.
+		// (No SQL default: an expression default makes the migrator rebuild
+		// the table on every run on SQLite.)
+		field.Time("last_seen_at").SchemaType(timeType).Optional().Nillable(),
 		// refresh_hash is the SHA-256 (hex) of the current refresh token's secret.
 		field.String("refresh_hash").MaxLen(64).Sensitive(),
+		// refresh_expires_at is when the session ends unless refreshed: the
+		// refresh TTL, shortened by the idle timeout when one is configured.
 		field.Time("refresh_expires_at").SchemaType(timeType),
 		field.Int("generation").Default(0),
+		// prev_refresh_hash is the refresh token the last rotation replaced,
+		// accepted again during the grace window (concurrent refreshes) with
+		// refresh_sealed: the current refresh secret, AES-GCM sealed under a
+		// key derived from the token secret, handed to such late callers.
+		field.String("prev_refresh_hash").MaxLen(64).Default("").Sensitive(),
+		field.Time("rotated_at").SchemaType(timeType).Optional().Nillable(),
+		field.String("refresh_sealed").MaxLen(128).Default("").Sensitive(),
 		field.Time("revoked_at").SchemaType(timeType).Optional().Nillable(),
+		// revoke_reason tells the client why its tokens stopped working
+		// (token.Reason: logged_out, revoked, replaced, …).
 		field.String("revoke_reason").MaxLen(32).Optional(),
 	}
 }

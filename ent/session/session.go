@@ -26,12 +26,24 @@ const (
 	FieldAppid = "appid"
 	// FieldOpenid holds the string denoting the openid field in the database.
 	FieldOpenid = "openid"
+	// FieldClient holds the string denoting the client field in the database.
+	FieldClient = "client"
+	// FieldDevice holds the string denoting the device field in the database.
+	FieldDevice = "device"
+	// FieldLastSeenAt holds the string denoting the last_seen_at field in the database.
+	FieldLastSeenAt = "last_seen_at"
 	// FieldRefreshHash holds the string denoting the refresh_hash field in the database.
 	FieldRefreshHash = "refresh_hash"
 	// FieldRefreshExpiresAt holds the string denoting the refresh_expires_at field in the database.
 	FieldRefreshExpiresAt = "refresh_expires_at"
 	// FieldGeneration holds the string denoting the generation field in the database.
 	FieldGeneration = "generation"
+	// FieldPrevRefreshHash holds the string denoting the prev_refresh_hash field in the database.
+	FieldPrevRefreshHash = "prev_refresh_hash"
+	// FieldRotatedAt holds the string denoting the rotated_at field in the database.
+	FieldRotatedAt = "rotated_at"
+	// FieldRefreshSealed holds the string denoting the refresh_sealed field in the database.
+	FieldRefreshSealed = "refresh_sealed"
 	// FieldRevokedAt holds the string denoting the revoked_at field in the database.
 	FieldRevokedAt = "revoked_at"
 	// FieldRevokeReason holds the string denoting the revoke_reason field in the database.
@@ -67,9 +79,15 @@ var Columns = []string{
 	FieldProvider,
 	FieldAppid,
 	FieldOpenid,
+	FieldClient,
+	FieldDevice,
+	FieldLastSeenAt,
 	FieldRefreshHash,
 	FieldRefreshExpiresAt,
 	FieldGeneration,
+	FieldPrevRefreshHash,
+	FieldRotatedAt,
+	FieldRefreshSealed,
 	FieldRevokedAt,
 	FieldRevokeReason,
 }
@@ -99,10 +117,26 @@ var (
 	AppidValidator func(string) error
 	// OpenidValidator is a validator for the "openid" field. It is called by the builders before save.
 	OpenidValidator func(string) error
+	// DefaultClient holds the default value on creation for the "client" field.
+	DefaultClient string
+	// ClientValidator is a validator for the "client" field. It is called by the builders before save.
+	ClientValidator func(string) error
+	// DefaultDevice holds the default value on creation for the "device" field.
+	DefaultDevice string
+	// DeviceValidator is a validator for the "device" field. It is called by the builders before save.
+	DeviceValidator func(string) error
 	// RefreshHashValidator is a validator for the "refresh_hash" field. It is called by the builders before save.
 	RefreshHashValidator func(string) error
 	// DefaultGeneration holds the default value on creation for the "generation" field.
 	DefaultGeneration int
+	// DefaultPrevRefreshHash holds the default value on creation for the "prev_refresh_hash" field.
+	DefaultPrevRefreshHash string
+	// PrevRefreshHashValidator is a validator for the "prev_refresh_hash" field. It is called by the builders before save.
+	PrevRefreshHashValidator func(string) error
+	// DefaultRefreshSealed holds the default value on creation for the "refresh_sealed" field.
+	DefaultRefreshSealed string
+	// RefreshSealedValidator is a validator for the "refresh_sealed" field. It is called by the builders before save.
+	RefreshSealedValidator func(string) error
 	// RevokeReasonValidator is a validator for the "revoke_reason" field. It is called by the builders before save.
 	RevokeReasonValidator func(string) error
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -147,6 +181,21 @@ func ByOpenid(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldOpenid, opts...).ToFunc()
 }
 
+// ByClient orders the results by the client field.
+func ByClient(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldClient, opts...).ToFunc()
+}
+
+// ByDevice orders the results by the device field.
+func ByDevice(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDevice, opts...).ToFunc()
+}
+
+// ByLastSeenAt orders the results by the last_seen_at field.
+func ByLastSeenAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSeenAt, opts...).ToFunc()
+}
+
 // ByRefreshHash orders the results by the refresh_hash field.
 func ByRefreshHash(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRefreshHash, opts...).ToFunc()
@@ -160,6 +209,21 @@ func ByRefreshExpiresAt(opts ...sql.OrderTermOption) OrderOption {
 // ByGeneration orders the results by the generation field.
 func ByGeneration(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldGeneration, opts...).ToFunc()
+}
+
+// ByPrevRefreshHash orders the results by the prev_refresh_hash field.
+func ByPrevRefreshHash(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPrevRefreshHash, opts...).ToFunc()
+}
+
+// ByRotatedAt orders the results by the rotated_at field.
+func ByRotatedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRotatedAt, opts...).ToFunc()
+}
+
+// ByRefreshSealed orders the results by the refresh_sealed field.
+func ByRefreshSealed(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRefreshSealed, opts...).ToFunc()
 }
 
 // ByRevokedAt orders the results by the revoked_at field.

@@ -95,6 +95,21 @@ func Openid(v string) predicate.Session {
 	return predicate.Session(sql.FieldEQ(FieldOpenid, v))
 }
 
+// Client applies equality check predicate on the "client" field. It's identical to ClientEQ.
+func Client(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldClient, v))
+}
+
+// Device applies equality check predicate on the "device" field. It's identical to DeviceEQ.
+func Device(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldDevice, v))
+}
+
+// LastSeenAt applies equality check predicate on the "last_seen_at" field. It's identical to LastSeenAtEQ.
+func LastSeenAt(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldLastSeenAt, v))
+}
+
 // RefreshHash applies equality check predicate on the "refresh_hash" field. It's identical to RefreshHashEQ.
 func RefreshHash(v string) predicate.Session {
 	return predicate.Session(sql.FieldEQ(FieldRefreshHash, v))
@@ -108,6 +123,21 @@ func RefreshExpiresAt(v time.Time) predicate.Session {
 // Generation applies equality check predicate on the "generation" field. It's identical to GenerationEQ.
 func Generation(v int) predicate.Session {
 	return predicate.Session(sql.FieldEQ(FieldGeneration, v))
+}
+
+// PrevRefreshHash applies equality check predicate on the "prev_refresh_hash" field. It's identical to PrevRefreshHashEQ.
+func PrevRefreshHash(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldPrevRefreshHash, v))
+}
+
+// RotatedAt applies equality check predicate on the "rotated_at" field. It's identical to RotatedAtEQ.
+func RotatedAt(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldRotatedAt, v))
+}
+
+// RefreshSealed applies equality check predicate on the "refresh_sealed" field. It's identical to RefreshSealedEQ.
+func RefreshSealed(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldRefreshSealed, v))
 }
 
 // RevokedAt applies equality check predicate on the "revoked_at" field. It's identical to RevokedAtEQ.
@@ -415,6 +445,186 @@ func OpenidContainsFold(v string) predicate.Session {
 	return predicate.Session(sql.FieldContainsFold(FieldOpenid, v))
 }
 
+// ClientEQ applies the EQ predicate on the "client" field.
+func ClientEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldClient, v))
+}
+
+// ClientNEQ applies the NEQ predicate on the "client" field.
+func ClientNEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldClient, v))
+}
+
+// ClientIn applies the In predicate on the "client" field.
+func ClientIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldIn(FieldClient, vs...))
+}
+
+// ClientNotIn applies the NotIn predicate on the "client" field.
+func ClientNotIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldNotIn(FieldClient, vs...))
+}
+
+// ClientGT applies the GT predicate on the "client" field.
+func ClientGT(v string) predicate.Session {
+	return predicate.Session(sql.FieldGT(FieldClient, v))
+}
+
+// ClientGTE applies the GTE predicate on the "client" field.
+func ClientGTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldGTE(FieldClient, v))
+}
+
+// ClientLT applies the LT predicate on the "client" field.
+func ClientLT(v string) predicate.Session {
+	return predicate.Session(sql.FieldLT(FieldClient, v))
+}
+
+// ClientLTE applies the LTE predicate on the "client" field.
+func ClientLTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldLTE(FieldClient, v))
+}
+
+// ClientContains applies the Contains predicate on the "client" field.
+func ClientContains(v string) predicate.Session {
+	return predicate.Session(sql.FieldContains(FieldClient, v))
+}
+
+// ClientHasPrefix applies the HasPrefix predicate on the "client" field.
+func ClientHasPrefix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasPrefix(FieldClient, v))
+}
+
+// ClientHasSuffix applies the HasSuffix predicate on the "client" field.
+func ClientHasSuffix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasSuffix(FieldClient, v))
+}
+
+// ClientEqualFold applies the EqualFold predicate on the "client" field.
+func ClientEqualFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldEqualFold(FieldClient, v))
+}
+
+// ClientContainsFold applies the ContainsFold predicate on the "client" field.
+func ClientContainsFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldContainsFold(FieldClient, v))
+}
+
+// DeviceEQ applies the EQ predicate on the "device" field.
+func DeviceEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldDevice, v))
+}
+
+// DeviceNEQ applies the NEQ predicate on the "device" field.
+func DeviceNEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldDevice, v))
+}
+
+// DeviceIn applies the In predicate on the "device" field.
+func DeviceIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldIn(FieldDevice, vs...))
+}
+
+// DeviceNotIn applies the NotIn predicate on the "device" field.
+func DeviceNotIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldNotIn(FieldDevice, vs...))
+}
+
+// DeviceGT applies the GT predicate on the "device" field.
+func DeviceGT(v string) predicate.Session {
+	return predicate.Session(sql.FieldGT(FieldDevice, v))
+}
+
+// DeviceGTE applies the GTE predicate on the "device" field.
+func DeviceGTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldGTE(FieldDevice, v))
+}
+
+// DeviceLT applies the LT predicate on the "device" field.
+func DeviceLT(v string) predicate.Session {
+	return predicate.Session(sql.FieldLT(FieldDevice, v))
+}
+
+// DeviceLTE applies the LTE predicate on the "device" field.
+func DeviceLTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldLTE(FieldDevice, v))
+}
+
+// DeviceContains applies the Contains predicate on the "device" field.
+func DeviceContains(v string) predicate.Session {
+	return predicate.Session(sql.FieldContains(FieldDevice, v))
+}
+
+// DeviceHasPrefix applies the HasPrefix predicate on the "device" field.
+func DeviceHasPrefix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasPrefix(FieldDevice, v))
+}
+
+// DeviceHasSuffix applies the HasSuffix predicate on the "device" field.
+func DeviceHasSuffix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasSuffix(FieldDevice, v))
+}
+
+// DeviceEqualFold applies the EqualFold predicate on the "device" field.
+func DeviceEqualFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldEqualFold(FieldDevice, v))
+}
+
+// DeviceContainsFold applies the ContainsFold predicate on the "device" field.
+func DeviceContainsFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldContainsFold(FieldDevice, v))
+}
+
+// LastSeenAtEQ applies the EQ predicate on the "last_seen_at" field.
+func LastSeenAtEQ(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldLastSeenAt, v))
+}
+
+// LastSeenAtNEQ applies the NEQ predicate on the "last_seen_at" field.
+func LastSeenAtNEQ(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldLastSeenAt, v))
+}
+
+// LastSeenAtIn applies the In predicate on the "last_seen_at" field.
+func LastSeenAtIn(vs ...time.Time) predicate.Session {
+	return predicate.Session(sql.FieldIn(FieldLastSeenAt, vs...))
+}
+
+// LastSeenAtNotIn applies the NotIn predicate on the "last_seen_at" field.
+func LastSeenAtNotIn(vs ...time.Time) predicate.Session {
+	return predicate.Session(sql.FieldNotIn(FieldLastSeenAt, vs...))
+}
+
+// LastSeenAtGT applies the GT predicate on the "last_seen_at" field.
+func LastSeenAtGT(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldGT(FieldLastSeenAt, v))
+}
+
+// LastSeenAtGTE applies the GTE predicate on the "last_seen_at" field.
+func LastSeenAtGTE(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldGTE(FieldLastSeenAt, v))
+}
+
+// LastSeenAtLT applies the LT predicate on the "last_seen_at" field.
+func LastSeenAtLT(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldLT(FieldLastSeenAt, v))
+}
+
+// LastSeenAtLTE applies the LTE predicate on the "last_seen_at" field.
+func LastSeenAtLTE(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldLTE(FieldLastSeenAt, v))
+}
+
+// LastSeenAtIsNil applies the IsNil predicate on the "last_seen_at" field.
+func LastSeenAtIsNil() predicate.Session {
+	return predicate.Session(sql.FieldIsNull(FieldLastSeenAt))
+}
+
+// LastSeenAtNotNil applies the NotNil predicate on the "last_seen_at" field.
+func LastSeenAtNotNil() predicate.Session {
+	return predicate.Session(sql.FieldNotNull(FieldLastSeenAt))
+}
+
 // RefreshHashEQ applies the EQ predicate on the "refresh_hash" field.
 func RefreshHashEQ(v string) predicate.Session {
 	return predicate.Session(sql.FieldEQ(FieldRefreshHash, v))
@@ -558,6 +768,186 @@ func GenerationLT(v int) predicate.Session {
 // GenerationLTE applies the LTE predicate on the "generation" field.
 func GenerationLTE(v int) predicate.Session {
 	return predicate.Session(sql.FieldLTE(FieldGeneration, v))
+}
+
+// PrevRefreshHashEQ applies the EQ predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashNEQ applies the NEQ predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashNEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashIn applies the In predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldIn(FieldPrevRefreshHash, vs...))
+}
+
+// PrevRefreshHashNotIn applies the NotIn predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashNotIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldNotIn(FieldPrevRefreshHash, vs...))
+}
+
+// PrevRefreshHashGT applies the GT predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashGT(v string) predicate.Session {
+	return predicate.Session(sql.FieldGT(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashGTE applies the GTE predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashGTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldGTE(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashLT applies the LT predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashLT(v string) predicate.Session {
+	return predicate.Session(sql.FieldLT(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashLTE applies the LTE predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashLTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldLTE(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashContains applies the Contains predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashContains(v string) predicate.Session {
+	return predicate.Session(sql.FieldContains(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashHasPrefix applies the HasPrefix predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashHasPrefix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasPrefix(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashHasSuffix applies the HasSuffix predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashHasSuffix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasSuffix(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashEqualFold applies the EqualFold predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashEqualFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldEqualFold(FieldPrevRefreshHash, v))
+}
+
+// PrevRefreshHashContainsFold applies the ContainsFold predicate on the "prev_refresh_hash" field.
+func PrevRefreshHashContainsFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldContainsFold(FieldPrevRefreshHash, v))
+}
+
+// RotatedAtEQ applies the EQ predicate on the "rotated_at" field.
+func RotatedAtEQ(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldRotatedAt, v))
+}
+
+// RotatedAtNEQ applies the NEQ predicate on the "rotated_at" field.
+func RotatedAtNEQ(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldRotatedAt, v))
+}
+
+// RotatedAtIn applies the In predicate on the "rotated_at" field.
+func RotatedAtIn(vs ...time.Time) predicate.Session {
+	return predicate.Session(sql.FieldIn(FieldRotatedAt, vs...))
+}
+
+// RotatedAtNotIn applies the NotIn predicate on the "rotated_at" field.
+func RotatedAtNotIn(vs ...time.Time) predicate.Session {
+	return predicate.Session(sql.FieldNotIn(FieldRotatedAt, vs...))
+}
+
+// RotatedAtGT applies the GT predicate on the "rotated_at" field.
+func RotatedAtGT(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldGT(FieldRotatedAt, v))
+}
+
+// RotatedAtGTE applies the GTE predicate on the "rotated_at" field.
+func RotatedAtGTE(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldGTE(FieldRotatedAt, v))
+}
+
+// RotatedAtLT applies the LT predicate on the "rotated_at" field.
+func RotatedAtLT(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldLT(FieldRotatedAt, v))
+}
+
+// RotatedAtLTE applies the LTE predicate on the "rotated_at" field.
+func RotatedAtLTE(v time.Time) predicate.Session {
+	return predicate.Session(sql.FieldLTE(FieldRotatedAt, v))
+}
+
+// RotatedAtIsNil applies the IsNil predicate on the "rotated_at" field.
+func RotatedAtIsNil() predicate.Session {
+	return predicate.Session(sql.FieldIsNull(FieldRotatedAt))
+}
+
+// RotatedAtNotNil applies the NotNil predicate on the "rotated_at" field.
+func RotatedAtNotNil() predicate.Session {
+	return predicate.Session(sql.FieldNotNull(FieldRotatedAt))
+}
+
+// RefreshSealedEQ applies the EQ predicate on the "refresh_sealed" field.
+func RefreshSealedEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldEQ(FieldRefreshSealed, v))
+}
+
+// RefreshSealedNEQ applies the NEQ predicate on the "refresh_sealed" field.
+func RefreshSealedNEQ(v string) predicate.Session {
+	return predicate.Session(sql.FieldNEQ(FieldRefreshSealed, v))
+}
+
+// RefreshSealedIn applies the In predicate on the "refresh_sealed" field.
+func RefreshSealedIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldIn(FieldRefreshSealed, vs...))
+}
+
+// RefreshSealedNotIn applies the NotIn predicate on the "refresh_sealed" field.
+func RefreshSealedNotIn(vs ...string) predicate.Session {
+	return predicate.Session(sql.FieldNotIn(FieldRefreshSealed, vs...))
+}
+
+// RefreshSealedGT applies the GT predicate on the "refresh_sealed" field.
+func RefreshSealedGT(v string) predicate.Session {
+	return predicate.Session(sql.FieldGT(FieldRefreshSealed, v))
+}
+
+// RefreshSealedGTE applies the GTE predicate on the "refresh_sealed" field.
+func RefreshSealedGTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldGTE(FieldRefreshSealed, v))
+}
+
+// RefreshSealedLT applies the LT predicate on the "refresh_sealed" field.
+func RefreshSealedLT(v string) predicate.Session {
+	return predicate.Session(sql.FieldLT(FieldRefreshSealed, v))
+}
+
+// RefreshSealedLTE applies the LTE predicate on the "refresh_sealed" field.
+func RefreshSealedLTE(v string) predicate.Session {
+	return predicate.Session(sql.FieldLTE(FieldRefreshSealed, v))
+}
+
+// RefreshSealedContains applies the Contains predicate on the "refresh_sealed" field.
+func RefreshSealedContains(v string) predicate.Session {
+	return predicate.Session(sql.FieldContains(FieldRefreshSealed, v))
+}
+
+// RefreshSealedHasPrefix applies the HasPrefix predicate on the "refresh_sealed" field.
+func RefreshSealedHasPrefix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasPrefix(FieldRefreshSealed, v))
+}
+
+// RefreshSealedHasSuffix applies the HasSuffix predicate on the "refresh_sealed" field.
+func RefreshSealedHasSuffix(v string) predicate.Session {
+	return predicate.Session(sql.FieldHasSuffix(FieldRefreshSealed, v))
+}
+
+// RefreshSealedEqualFold applies the EqualFold predicate on the "refresh_sealed" field.
+func RefreshSealedEqualFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldEqualFold(FieldRefreshSealed, v))
+}
+
+// RefreshSealedContainsFold applies the ContainsFold predicate on the "refresh_sealed" field.
+func RefreshSealedContainsFold(v string) predicate.Session {
+	return predicate.Session(sql.FieldContainsFold(FieldRefreshSealed, v))
 }
 
 // RevokedAtEQ applies the EQ predicate on the "revoked_at" field.

@@ -2,6 +2,7 @@ package seal_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -28,9 +29,16 @@ func TestSealOpens(t *testing.T) {
 
 	_, err = r.Open(s, []byte("wechat\x00wxA\x00o-2"))
 	require.ErrorIs(t, err, seal.ErrOpen, "bound to where it is kept")
-	tampered := s[:len(s)-2] + "AA"
-	_, err = r.Open(tampered, []byte("wechat\x00wxA\x00o-1"))
-	require.ErrorIs(t, err, seal.ErrOpen)
+	parts := strings.Split(s, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[2])
+	require.NoError(t, err)
+	for _, i := range []int{0, len(raw) / 2, len(raw) - 1} { // nonce, ciphertext, tag
+		flipped := bytes.Clone(raw)
+		flipped[i] ^= 0x01
+		tampered := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(flipped)
+		_, err = r.Open(tampered, []byte("wechat\x00wxA\x00o-1"))
+		require.ErrorIs(t, err, seal.ErrOpen, "byte %d flipped", i)
+	}
 	for _, bad := range []string{"", "plain", "s1.", "s1.k1", "s1.k1.!!", "s1.k9." + strings.Split(s, ".")[2], "s1.k1.AAAA"} {
 		_, err = r.Open(bad, nil)
 		require.ErrorIs(t, err, seal.ErrOpen, bad)

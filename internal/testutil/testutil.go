@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"sync"
@@ -278,4 +279,150 @@ func Config(t testing.TB, vars map[string]string) *config.Config {
 		t.Fatalf("config: %v", err)
 	}
 	return cfg
+}
+
+// Proxy forwards TCP connections to a service so that a test can make the
+// service stop answering the way it happens: Freeze stops forwarding and
+// keeps the connections, CloseAll cuts every connection, Stop also refuses
+// new ones (a stopped service), Start accepts again.
+type Proxy struct {
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	frozen bool
+	cond   *sync.Cond
+	conns  []net.Conn
+}
+
+// NewProxy starts a proxy to target on a free loopback port; it is stopped
+// when the test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p := &Proxy{target: target}
+	p.cond = sync.NewCond(&p.mu)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.ln = ln
+	go p.serve(ln)
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Addr is where clients connect.
+func (p *Proxy) Addr() string { return p.addr }
+
+func (p *Proxy) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go p.pipe(up, c)
+		go p.pipe(c, up)
+	}
+}
+
+func (p *Proxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.frozen {
+				p.cond.Wait()
+			}
+			p.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+// Freeze stops forwarding; connections stay open and silent.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// Thaw forwards again.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	p.frozen = false
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// CloseAll cuts every open connection; new ones are accepted.
+func (p *Proxy) CloseAll() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// Stop refuses new connections and cuts the open ones.
+func (p *Proxy) Stop() {
+	p.mu.Lock()
+	ln := p.ln
+	p.ln = nil
+	p.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	p.Thaw()
+	p.CloseAll()
+}
+
+// Start accepts connections again on the same address after Stop.
+func (p *Proxy) Start(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go p.serve(ln)
+}
+
+// MariaDBVia returns cfg (from MariaDBConfig) with its address replaced by
+// addr, e.g. a Proxy's.
+func MariaDBVia(t testing.TB, cfg config.Database, addr string) config.Database {
+	t.Helper()
+	mc, err := mysql.ParseDSN(cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.Addr = addr
+	mc.Timeout = 2 * time.Second
+	cfg.DSN = mc.FormatDSN()
+	return cfg
+}
+
+// Open returns a migrated client for cfg, closed when the test ends.
+func Open(t testing.TB, cfg config.Database) *ent.Client {
+	t.Helper()
+	return open(t, cfg)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -94,6 +95,31 @@ const MaxCodeLen = 256
 type loginRequest struct {
 	Code  *string `json:"code"`
 	AppID *string `json:"appid"`
+	// Client is miniprogram, h5, app or web (default: from the app's kind);
+	// Device is free text naming the device, kept on the session.
+	Client *string `json:"client"`
+	Device *string `json:"device"`
+}
+
+// session returns the client and device a login keeps on its session.
+func (r loginRequest) session(app config.App) (client, device string, err error) {
+	client = token.ClientMiniProgram
+	if app.Kind == config.KindOAuth {
+		client = token.ClientH5
+	}
+	if r.Client != nil && *r.Client != "" {
+		client = *r.Client
+	}
+	if !token.ValidClient(client) {
+		return "", "", httpserver.BadRequest("invalid_client", `"client" must be one of `+strings.Join(token.Clients, ", "))
+	}
+	if r.Device != nil {
+		device = strings.TrimSpace(*r.Device)
+	}
+	if !token.ValidDevice(device) {
+		return "", "", httpserver.BadRequest("invalid_device", fmt.Sprintf(`"device" must be text of at most %d characters`, token.MaxDeviceLen))
+	}
+	return client, device, nil
 }
 
 // Login exchanges a device's login code for our user and tokens. The app
@@ -113,6 +139,10 @@ func (h *Handlers) Login(c *fiber.Ctx) error {
 	if req.Code == nil || *req.Code == "" {
 		return httpserver.BadRequest("missing_code", "the request body must carry the login code (wx.login's) as \"code\"")
 	}
+	client, device, err := req.session(app)
+	if err != nil {
+		return err
+	}
 	code := *req.Code
 	if len(code) > MaxCodeLen || !printableASCII(code) {
 		return httpserver.NewError(fiber.StatusUnauthorized, "invalid_code", "the code is not a login code; call the login again for a new one")
@@ -123,7 +153,7 @@ func (h *Handlers) Login(c *fiber.Ctx) error {
 	// first caller goes away, since the code is spent at the platform either way.
 	ctx := context.WithoutCancel(c.UserContext())
 	v, err, _ := h.logins.Do(key, func() (any, error) {
-		return h.login(ctx, app, prov, provider.Credentials{Code: code})
+		return h.login(ctx, app, prov, provider.Credentials{Code: code}, client, device)
 	})
 	if err != nil {
 		return err
@@ -149,7 +179,7 @@ func (h *Handlers) resolveApp(appid *string) (config.App, provider.Provider, err
 	return app, prov, nil
 }
 
-func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Provider, cred provider.Credentials) (TokenResponse, error) {
+func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Provider, cred provider.Credentials, client, device string) (TokenResponse, error) {
 	id, err := prov.Login(ctx, app, cred)
 	if err != nil {
 		return TokenResponse{}, err
@@ -164,7 +194,8 @@ func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Prov
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	pair, err := h.strategy.Issue(ctx, token.Subject{UserID: res.User.ID, Provider: id.Provider, AppID: id.AppID, OpenID: id.OpenID})
+	pair, err := h.strategy.Issue(ctx, token.Subject{UserID: res.User.ID, Provider: id.Provider, AppID: id.AppID, OpenID: id.OpenID,
+		Client: client, Device: device})
 	if err != nil {
 		return TokenResponse{}, err
 	}
@@ -209,7 +240,7 @@ func (h *Handlers) Logout(c *fiber.Ctx) error {
 // LogoutAll revokes every session of the caller.
 func (h *Handlers) LogoutAll(c *fiber.Ctx) error {
 	p, _ := PrincipalOf(c)
-	if err := h.strategy.RevokeAll(c.UserContext(), p.UserID); err != nil {
+	if err := h.strategy.RevokeAll(c.UserContext(), p.UserID, token.ReasonLoggedOut); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

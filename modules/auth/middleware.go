@@ -26,7 +26,8 @@ const MaxTokenLen = 4096
 // Principal for the handlers ([PrincipalOf]). It never reads a token from
 // the query string or a cookie: those end up in logs and Referer headers.
 // A missing, malformed, tampered, expired or revoked token is answered 401
-// "unauthenticated".
+// "unauthenticated" with the reason (token.Reason) in the error body; a
+// token store that does not answer is a 503, never a 401.
 func Middleware(cfg MiddlewareConfig) fiber.Handler {
 	if cfg.Strategy == nil {
 		panic("auth: MiddlewareConfig.Strategy is required")
@@ -91,7 +92,9 @@ var token68Chars = func() (t [256]bool) {
 }()
 
 func unauthenticated(msg string) error {
-	return httpserver.NewError(fiber.StatusUnauthorized, "unauthenticated", msg)
+	e := httpserver.NewError(fiber.StatusUnauthorized, "unauthenticated", msg)
+	e.Reason = string(token.ReasonInvalid)
+	return e
 }
 
 // PrincipalOf returns who the request's token says the caller is; ok is

@@ -1,8 +1,9 @@
 // Package auth is the login API and the middleware that protects routes.
 //
 // Routes: POST /api/v1/auth/login, /refresh, /logout, /logout/all and
-// GET/PATCH /api/v1/me (see [Handlers.Register]). Login resolves the app
-// (the request's "appid", or the only configured app) through the
+// GET/PATCH /api/v1/me (see [Handlers.Register]); GET /api/v1/auth/sessions
+// and DELETE /api/v1/auth/sessions/{id} (see [Sessions]). Login resolves the
+// app (the request's "appid", or the only configured app) through the
 // provider.Registry, lets that app's platform vouch for the identity, finds
 // or creates the user through user.Store and issues tokens naming the user
 // and the identity. The middleware reads only "Authorization: Bearer
@@ -42,6 +43,8 @@ var Module = fx.Module("auth",
 		httpserver.AsRoute(func(h *Handlers) *Handlers { return h }),
 		user.AsListener(RevokeMerged),
 		httpserver.AsRoute(NewSDK),
+		// The caller's sessions: GET/DELETE /api/v1/auth/sessions (sessions.go).
+		httpserver.AsRoute(NewSessions),
 	),
 )
 
@@ -70,7 +73,7 @@ func (r *revoker) listen(ctx context.Context, e user.Event) {
 	if !ok {
 		return
 	}
-	err := r.strategy.RevokeAll(ctx, m.From)
+	err := r.strategy.RevokeAll(ctx, m.From, token.ReasonRevoked)
 	if err == nil {
 		return
 	}
@@ -86,7 +89,7 @@ func (r *revoker) listen(ctx context.Context, e user.Event) {
 				return
 			case <-time.After(wait):
 			}
-			if err := r.strategy.RevokeAll(r.ctx, m.From); err == nil {
+			if err := r.strategy.RevokeAll(r.ctx, m.From, token.ReasonRevoked); err == nil {
 				r.log.Info("sessions of a merged user revoked", zap.Int("user_id", m.From))
 				return
 			}

@@ -20,6 +20,10 @@ import (
 type Body struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Reason tells why a token stopped working (token.Reason: expired,
+	// logged_out, revoked, …) on 401 unauthenticated and, when known,
+	// invalid_refresh_token.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Error is an error with its HTTP answer. Handlers return it for errors of
@@ -28,11 +32,13 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Reason is Body.Reason.
+	Reason string
+	// RetryAfter is sent as Retry-After (seconds): when a client may try
+	// again after a 429 or 503 (every 503 gets one: 1 when unset).
+	RetryAfter int
 	// Err is the cause, logged for 5xx answers and never shown to clients.
 	Err error
-	// RetryAfter, when positive, is sent as Retry-After (seconds): when a
-	// client may try again after a 429 or 503.
-	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -75,10 +81,10 @@ func ErrorHandler(logger *zap.Logger) fiber.ErrorHandler {
 		if e.Status == fiber.StatusUnauthorized {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="wxlogin"`)
 		}
-		if e.RetryAfter > 0 {
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(e.RetryAfter))
+		if e.RetryAfter > 0 || e.Status == fiber.StatusServiceUnavailable {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(e.RetryAfter, 1)))
 		}
-		return c.Status(e.Status).JSON(fiber.Map{"error": Body{Code: e.Code, Message: e.Message}})
+		return c.Status(e.Status).JSON(fiber.Map{"error": Body{Code: e.Code, Message: e.Message, Reason: e.Reason}})
 	}
 }
 
@@ -117,14 +123,32 @@ var mappers = []func(error) *Error{
 
 func mapToken(err error) *Error {
 	switch {
+	case errors.Is(err, token.ErrUnavailable):
+		// The store did not answer: no verdict on the token, never a 401.
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: "service_unavailable", Message: "the service cannot check tokens right now; retry shortly", RetryAfter: 1}
 	case errors.Is(err, token.ErrUnauthenticated):
-		return &Error{Status: fiber.StatusUnauthorized, Code: "unauthenticated", Message: "the access token is missing, malformed, expired or revoked; log in again"}
+		reason := token.ReasonOf(err)
+		return &Error{Status: fiber.StatusUnauthorized, Code: "unauthenticated", Message: unauthenticatedMessages[reason], Reason: string(reason)}
 	case errors.Is(err, token.ErrRefreshReused):
 		return &Error{Status: fiber.StatusUnauthorized, Code: "refresh_token_reused", Message: "this refresh token was already used; the session has been revoked for safety: log in again"}
 	case errors.Is(err, token.ErrInvalidRefresh):
-		return &Error{Status: fiber.StatusUnauthorized, Code: "invalid_refresh_token", Message: "the refresh token is unknown, expired or revoked; log in again"}
+		return &Error{Status: fiber.StatusUnauthorized, Code: "invalid_refresh_token", Message: "the refresh token is unknown, expired or revoked; log in again", Reason: string(token.ReasonOf(err))}
+	case errors.Is(err, token.ErrSessionNotFound):
+		return &Error{Status: fiber.StatusNotFound, Code: "not_found", Message: "no such session"}
 	}
 	return nil
+}
+
+// unauthenticatedMessages say what a client should do for each reason.
+var unauthenticatedMessages = map[token.Reason]string{
+	token.ReasonExpired:      "the access token expired; refresh it",
+	token.ReasonLoggedOut:    "this session was logged out; log in again",
+	token.ReasonReplaced:     "a newer login on the same kind of client ended this session; log in again",
+	token.ReasonSessionLimit: "a newer login ended this session (too many sessions); log in again",
+	token.ReasonRevoked:      "this session was ended; log in again",
+	token.ReasonUserBanned:   "this account is banned",
+	token.ReasonUserDeleted:  "this account no longer exists",
+	token.ReasonInvalid:      "the access token is missing, malformed or unknown; log in again",
 }
 
 // mapOpenData maps decryption failures of data the device handed over.
@@ -207,7 +231,7 @@ func mapUser(err error) *Error {
 	case errors.As(err, &ve):
 		return &Error{Status: fiber.StatusBadRequest, Code: "invalid_" + ve.Field, Message: ve.Error()}
 	case errors.Is(err, user.ErrNotFound):
-		return &Error{Status: fiber.StatusUnauthorized, Code: "unauthenticated", Message: "the token's user no longer exists"}
+		return &Error{Status: fiber.StatusUnauthorized, Code: "unauthenticated", Message: "the token's user no longer exists", Reason: string(token.ReasonUserDeleted)}
 	case errors.Is(err, user.ErrMergeAborted):
 		return &Error{Status: fiber.StatusServiceUnavailable, Code: "merge_failed", RetryAfter: 5,
 			Message: "this login found two accounts of one person, and joining them failed; nothing was changed, retry shortly"}

@@ -2,10 +2,18 @@
 // instances: the WeChat access token, the JWT deny list, the redis token
 // strategy and the revocation feed of the verification caches.
 //
-// Module provides *redis.Client (go-redis v9). The application adds it only
-// when APP_REDIS_ADDR is set; consumers take the client as optional. A team
-// that already has a client supplies it with fx.Supply(client) instead of
-// Module (the readiness check then is theirs to add).
+// Module provides a go-redis v9 UniversalClient: a *redis.Client for one
+// address in APP_REDIS_ADDR, a *redis.ClusterClient for several
+// (comma-separated nodes of a Redis Cluster). The application adds it only
+// when APP_REDIS_ADDR is set; consumers take the UniversalClient as
+// optional. A team that already has a client supplies it in its place:
+//
+//	fx.Supply(fx.Annotate(client, fx.As(new(redis.UniversalClient))))
+//
+// (the readiness check then is theirs to add). Every wxlogin consumer keys
+// the keys one Lua script or transaction touches by one hash tag, so all of
+// them work on a Redis Cluster. The rate limits (not written yet) are to take
+// this client too, with one hash tag per counter's keys.
 package redis
 
 import (
@@ -25,14 +33,15 @@ import (
 var Module = fx.Module("redis",
 	fx.Provide(
 		New,
-		health.AsCheck(func(c *goredis.Client) health.Check {
+		health.AsCheck(func(c goredis.UniversalClient) health.Check {
 			return health.Check{Name: "redis", Run: func(ctx context.Context) error { return Ping(ctx, c) }}
 		}),
 	),
 )
 
-// New connects to the configured Redis. Start fails when it does not answer.
-func New(lc fx.Lifecycle, cfg config.Redis) (*goredis.Client, error) {
+// New connects to the configured Redis or Redis Cluster. Start fails when
+// it does not answer.
+func New(lc fx.Lifecycle, cfg config.Redis) (goredis.UniversalClient, error) {
 	if !cfg.Enabled() {
 		return nil, fmt.Errorf("redis: APP_REDIS_ADDR is not set")
 	}
@@ -49,21 +58,27 @@ func New(lc fx.Lifecycle, cfg config.Redis) (*goredis.Client, error) {
 	return client, nil
 }
 
-// Open makes a client without contacting Redis.
-func Open(cfg config.Redis) *goredis.Client {
-	return goredis.NewClient(&goredis.Options{
-		Addr:         cfg.Addr,
-		Password:     cfg.Password,
-		DB:           cfg.DB,
-		DialTimeout:  3 * time.Second,
-		ReadTimeout:  2 * time.Second,
-		WriteTimeout: 2 * time.Second,
+// Open makes a client without contacting Redis: a cluster client when cfg
+// names several addresses.
+func Open(cfg config.Redis) goredis.UniversalClient {
+	return goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:         cfg.Addrs(),
+		IsClusterMode: cfg.Cluster(),
+		Password:      cfg.Password,
+		DB:            cfg.DB,
+		DialTimeout:   3 * time.Second,
+		ReadTimeout:   2 * time.Second,
+		WriteTimeout:  2 * time.Second,
 	})
 }
 
-// Ping checks that Redis answers within a short deadline.
-func Ping(ctx context.Context, client *goredis.Client) error {
+// Ping checks that Redis answers within a short deadline; on a cluster,
+// that every master does.
+func Ping(ctx context.Context, client goredis.UniversalClient) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	if c, ok := client.(*goredis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error { return n.Ping(ctx).Err() })
+	}
 	return client.Ping(ctx).Err()
 }

@@ -2,9 +2,10 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,24 +16,45 @@ import (
 // that verifying a token seen before touches no network.
 //
 // It is bounded (oldest entries go first when a shard is full), an entry
-// never outlives its token, and a revocation drops the session's entries:
-// at once on this instance, within a second on the others through the
-// [Feed]. While the feed cannot vouch that no revocation was missed, Cached
-// passes every call through and keeps nothing.
+// never outlives its token, and a revocation makes the session's entries
+// unusable: at once on this instance, within a second on the others through
+// the [Feed]. While the feed cannot vouch that no revocation was missed,
+// Cached passes every call through and keeps nothing.
+//
+// Memory: an entry is keyed by a 128-bit SHA-256 digest of the token (not
+// the token: a JWT has some 330 characters), holds the Principal and a slot
+// of the insertion ring, about 270 bytes whatever the strategy; there is no
+// per-session or per-user index. Memory grows with the entries, not with
+// the configured size. A revocation is kept as a mark (session or user →
+// the epoch it happened in) that refuses older entries, until every entry
+// it could concern has expired.
 type Cached struct {
 	inner Strategy
 	now   func() time.Time
 
-	seed   maphash.Seed
 	shards []cacheShard
 	mask   uint64
 
-	// epoch changes with every eviction; a verification that began before
-	// an eviction must not insert its result afterwards.
+	// epoch changes with every revocation; an entry remembers the epoch its
+	// verification began in, and a mark of a later epoch refuses it.
 	epoch atomic.Uint64
 	live  atomic.Bool
+	// maxExp is the latest expiry (unix ns) of any entry ever inserted: a
+	// mark is needed no longer than that.
+	maxExp atomic.Int64
+
+	marksMu   sync.RWMutex
+	sessions  map[string]mark
+	users     map[int]mark
+	nMarks    atomic.Int64
+	nextPrune time.Time
 
 	unsubscribe func()
+}
+
+type mark struct {
+	epoch uint64
+	until int64 // unix ns
 }
 
 var (
@@ -64,7 +86,8 @@ func NewCached(inner Strategy, feed Feed, o CacheOptions) (*Cached, error) {
 	for n < 64 && n*2*16 <= o.Size {
 		n *= 2
 	}
-	c := &Cached{inner: inner, now: o.Now, seed: maphash.MakeSeed(), shards: make([]cacheShard, n), mask: uint64(n - 1)}
+	c := &Cached{inner: inner, now: o.Now, shards: make([]cacheShard, n), mask: uint64(n - 1),
+		sessions: map[string]mark{}, users: map[int]mark{}}
 	for i := range c.shards {
 		size := o.Size / n
 		if i < o.Size%n {
@@ -100,7 +123,8 @@ func (c *Cached) Len() int {
 	return n
 }
 
-// Issue passes through.
+// Issue passes through; sessions the policy ends reach the cache through
+// the feed.
 func (c *Cached) Issue(ctx context.Context, s Subject) (Pair, error) { return c.inner.Issue(ctx, s) }
 
 // Refresh passes through; a reuse revokes the family through the feed.
@@ -108,21 +132,27 @@ func (c *Cached) Refresh(ctx context.Context, refreshToken string) (Pair, error)
 	return c.inner.Refresh(ctx, refreshToken)
 }
 
+// Sessions passes through.
+func (c *Cached) Sessions(ctx context.Context, userID int) ([]SessionInfo, error) {
+	return c.inner.Sessions(ctx, userID)
+}
+
 // Verify answers from memory when it can.
 func (c *Cached) Verify(ctx context.Context, accessToken string) (Principal, error) {
 	if !c.live.Load() {
 		return c.inner.Verify(ctx, accessToken)
 	}
-	s := &c.shards[maphash.String(c.seed, accessToken)&c.mask]
+	key := keyOf(accessToken)
+	s := &c.shards[binary.LittleEndian.Uint64(key[:8])&c.mask]
 	s.mu.RLock()
-	e := s.m[accessToken]
+	e, ok := s.m[key]
 	s.mu.RUnlock()
 	now := c.now()
-	if e != nil {
-		if now.Before(e.p.ExpiresAt) {
+	if ok {
+		if now.Before(e.p.ExpiresAt) && !c.marked(&e) {
 			return e.p, nil
 		}
-		s.drop(accessToken, e)
+		s.drop(key, e.seq)
 	}
 	epoch := c.epoch.Load()
 	p, err := c.inner.Verify(ctx, accessToken)
@@ -130,13 +160,37 @@ func (c *Cached) Verify(ctx context.Context, accessToken string) (Principal, err
 		return p, err
 	}
 	if now.Before(p.ExpiresAt) {
+		// maxExp first: an Evict that reads it before this update has
+		// already moved the epoch, so the check below keeps the entry out.
+		for exp := p.ExpiresAt.UnixNano(); ; {
+			old := c.maxExp.Load()
+			if exp <= old || c.maxExp.CompareAndSwap(old, exp) {
+				break
+			}
+		}
 		s.mu.Lock()
 		if c.live.Load() && c.epoch.Load() == epoch {
-			s.put(strings.Clone(accessToken), p)
+			s.put(key, p, epoch)
 		}
 		s.mu.Unlock()
 	}
 	return p, nil
+}
+
+// marked reports whether a revocation after e's verification concerns it.
+func (c *Cached) marked(e *cacheEntry) bool {
+	if c.nMarks.Load() == 0 {
+		return false
+	}
+	c.marksMu.RLock()
+	defer c.marksMu.RUnlock()
+	if m, ok := c.sessions[e.p.SessionID]; ok && m.epoch > e.epoch {
+		return true
+	}
+	if m, ok := c.users[e.p.UserID]; ok && m.epoch > e.epoch {
+		return true
+	}
+	return false
 }
 
 // Revoke revokes through the inner strategy and forgets the session here.
@@ -146,29 +200,51 @@ func (c *Cached) Revoke(ctx context.Context, p Principal) error {
 	return err
 }
 
+// RevokeSession revokes through the inner strategy and forgets the session here.
+func (c *Cached) RevokeSession(ctx context.Context, userID int, sessionID string, reason Reason) error {
+	err := c.inner.RevokeSession(ctx, userID, sessionID, reason)
+	if err == nil {
+		c.Evict(Revoked{UserID: userID, SessionIDs: []string{sessionID}})
+	}
+	return err
+}
+
 // RevokeAll revokes through the inner strategy and forgets the user here.
-func (c *Cached) RevokeAll(ctx context.Context, userID int) error {
-	err := c.inner.RevokeAll(ctx, userID)
+func (c *Cached) RevokeAll(ctx context.Context, userID int, reason Reason) error {
+	err := c.inner.RevokeAll(ctx, userID, reason)
 	c.Evict(Revoked{UserID: userID, AllSessions: true})
 	return err
 }
 
-// Evict drops the entries of the sessions r names.
+// Evict makes the entries of the sessions r names unusable.
 func (c *Cached) Evict(r Revoked) {
-	c.epoch.Add(1)
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
+	now := c.now().UnixNano()
+	c.marksMu.Lock()
+	defer c.marksMu.Unlock()
+	epoch := c.epoch.Add(1) // before reading maxExp: see Verify
+	m := mark{epoch: epoch, until: c.maxExp.Load()}
+	if m.until > now { // else nothing cached can still be valid
+		for _, sid := range r.SessionIDs {
+			c.sessions[strings.Clone(sid)] = m // the caller's string may alias a reused buffer
+		}
 		if r.AllSessions {
-			for sid := range s.byUser[r.UserID] {
-				s.dropSession(sid)
+			c.users[r.UserID] = m
+		}
+	}
+	if now >= c.nextPrune.UnixNano() {
+		c.nextPrune = time.Unix(0, now).Add(time.Minute)
+		for k, v := range c.sessions {
+			if v.until <= now {
+				delete(c.sessions, k)
 			}
 		}
-		for _, sid := range r.SessionIDs {
-			s.dropSession(sid)
+		for k, v := range c.users {
+			if v.until <= now {
+				delete(c.users, k)
+			}
 		}
-		s.mu.Unlock()
 	}
+	c.nMarks.Store(int64(len(c.sessions) + len(c.users)))
 }
 
 // Reset drops every entry; while live is false nothing is cached.
@@ -178,107 +254,84 @@ func (c *Cached) Reset(live bool) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		s.init(len(s.ring))
+		s.init(s.size)
 		s.mu.Unlock()
 	}
+	c.marksMu.Lock()
+	clear(c.sessions)
+	clear(c.users)
+	c.nMarks.Store(0)
+	c.marksMu.Unlock()
+}
+
+// cacheKey is the first 128 bits of the token's SHA-256: finding another
+// token with the key of a cached one is a second preimage, out of reach;
+// the key holds no secret a heap dump could replay.
+type cacheKey [16]byte
+
+func keyOf(tok string) cacheKey {
+	sum := sha256.Sum256([]byte(tok))
+	return cacheKey(sum[:16])
 }
 
 type cacheEntry struct {
-	p   Principal
-	seq uint64
+	p     Principal
+	epoch uint64
+	seq   uint64
 }
 
 type ringSlot struct {
-	key string
+	key cacheKey
 	seq uint64
 }
 
-// cacheShard is a map of tokens with a ring of insertion order (the oldest
-// entry is the first to go, and is the one closest to expiry) and indexes by
-// session and user for revocations. The padding keeps neighbouring shards'
-// locks off one cache line.
+// cacheShard is a map of tokens with a ring of insertion order: the oldest
+// entry is the first to go, and is the one closest to expiry. The ring
+// grows to the shard's size, then turns. The padding keeps neighbouring
+// shards' locks off one cache line.
 type cacheShard struct {
-	mu        sync.RWMutex
-	m         map[string]*cacheEntry
-	ring      []ringSlot
-	head, n   int
-	seq       uint64
-	bySession map[string]map[string]struct{}
-	byUser    map[int]map[string]struct{}
-	_         [64]byte
+	mu   sync.RWMutex
+	m    map[cacheKey]cacheEntry
+	ring []ringSlot
+	size int
+	head int
+	seq  uint64
+	_    [64]byte
 }
 
 func (s *cacheShard) init(size int) {
-	s.m = make(map[string]*cacheEntry, size)
-	s.ring = make([]ringSlot, size)
-	s.head, s.n = 0, 0
-	s.bySession = map[string]map[string]struct{}{}
-	s.byUser = map[int]map[string]struct{}{}
+	s.m = map[cacheKey]cacheEntry{}
+	s.ring = nil
+	s.size = size
+	s.head = 0
 }
 
 // put inserts under the write lock.
-func (s *cacheShard) put(key string, p Principal) {
-	if old, ok := s.m[key]; ok {
-		s.remove(key, old)
-	}
-	if len(s.ring) == 0 {
+func (s *cacheShard) put(key cacheKey, p Principal, epoch uint64) {
+	if s.size == 0 {
 		return
 	}
-	if s.n == len(s.ring) {
-		oldest := s.ring[s.head]
-		s.ring[s.head] = ringSlot{}
-		s.head = (s.head + 1) % len(s.ring)
-		s.n--
-		if e, ok := s.m[oldest.key]; ok && e.seq == oldest.seq {
-			s.remove(oldest.key, e)
-		}
-	}
 	s.seq++
-	s.ring[(s.head+s.n)%len(s.ring)] = ringSlot{key: key, seq: s.seq}
-	s.n++
-	s.m[key] = &cacheEntry{p: p, seq: s.seq}
-	keys := s.bySession[p.SessionID]
-	if keys == nil {
-		keys = map[string]struct{}{}
-		s.bySession[p.SessionID] = keys
-		sids := s.byUser[p.UserID]
-		if sids == nil {
-			sids = map[string]struct{}{}
-			s.byUser[p.UserID] = sids
+	slot := ringSlot{key: key, seq: s.seq}
+	if len(s.ring) < s.size {
+		s.ring = append(s.ring, slot)
+	} else {
+		oldest := s.ring[s.head]
+		if e, ok := s.m[oldest.key]; ok && e.seq == oldest.seq {
+			delete(s.m, oldest.key)
 		}
-		sids[p.SessionID] = struct{}{}
+		s.ring[s.head] = slot
+		s.head = (s.head + 1) % s.size
 	}
-	keys[key] = struct{}{}
+	s.m[key] = cacheEntry{p: p, epoch: epoch, seq: s.seq}
 }
 
-// drop removes an expired entry if it is still the one that was read.
-func (s *cacheShard) drop(key string, e *cacheEntry) {
+// drop removes an entry if it is still the one that was read; its ring slot
+// stays and is skipped when it comes round.
+func (s *cacheShard) drop(key cacheKey, seq uint64) {
 	s.mu.Lock()
-	if s.m[key] == e {
-		s.remove(key, e)
+	if e, ok := s.m[key]; ok && e.seq == seq {
+		delete(s.m, key)
 	}
 	s.mu.Unlock()
-}
-
-func (s *cacheShard) dropSession(sid string) {
-	for key := range s.bySession[sid] {
-		s.remove(key, s.m[key])
-	}
-}
-
-// remove deletes an entry and its index references; its ring slot stays
-// and is skipped when it comes round.
-func (s *cacheShard) remove(key string, e *cacheEntry) {
-	delete(s.m, key)
-	sid, uid := e.p.SessionID, e.p.UserID
-	keys := s.bySession[sid]
-	delete(keys, key)
-	if len(keys) == 0 {
-		delete(s.bySession, sid)
-		sids := s.byUser[uid]
-		delete(sids, sid)
-		if len(sids) == 0 {
-			delete(s.byUser, uid)
-		}
-	}
 }

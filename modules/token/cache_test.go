@@ -29,7 +29,11 @@ func (f *fakeInner) Issue(context.Context, token.Subject) (token.Pair, error) {
 }
 func (f *fakeInner) Refresh(context.Context, string) (token.Pair, error) { return token.Pair{}, nil }
 func (f *fakeInner) Revoke(context.Context, token.Principal) error       { return nil }
-func (f *fakeInner) RevokeAll(context.Context, int) error                { return nil }
+func (f *fakeInner) RevokeAll(context.Context, int, token.Reason) error  { return nil }
+func (f *fakeInner) RevokeSession(context.Context, int, string, token.Reason) error {
+	return nil
+}
+func (f *fakeInner) Sessions(context.Context, int) ([]token.SessionInfo, error) { return nil, nil }
 func (f *fakeInner) Verify(_ context.Context, tok string) (token.Principal, error) {
 	f.calls.Add(1)
 	if f.onCheck != nil {
@@ -111,21 +115,53 @@ func TestCacheEntryNeverOutlivesToken(t *testing.T) {
 
 func TestCacheEvicts(t *testing.T) {
 	c, inner, _, feed := newTestCache(t, 100)
-	for _, tok := range []string{"tok-1-a", "tok-1-a2", "tok-1-b", "tok-2-c"} {
+	toks := []string{"tok-1-a", "tok-1-a2", "tok-1-b", "tok-2-c"}
+	for _, tok := range toks {
 		verifyOK(t, c, tok)
 	}
+	// reaches reports whether verifying tok asks the strategy.
+	reaches := func(tok string) bool {
+		before := inner.calls.Load()
+		verifyOK(t, c, tok)
+		return inner.calls.Load() != before
+	}
 	_ = feed.Publish(context.Background(), token.Revoked{UserID: 1, SessionIDs: []string{"a"}})
-	if c.Len() != 3 {
-		t.Fatalf("after evicting a session, %d entries, want 3", c.Len())
+	if !reaches("tok-1-a") {
+		t.Fatal("an entry of a revoked session was served")
+	}
+	for _, tok := range []string{"tok-1-a2", "tok-1-b", "tok-2-c"} {
+		if reaches(tok) {
+			t.Fatalf("%s was dropped with another session", tok)
+		}
+	}
+	// Entries verified again after a revocation are cached again.
+	if reaches("tok-1-a") {
+		t.Fatal("an entry verified after the revocation is not cached")
 	}
 	_ = feed.Publish(context.Background(), token.Revoked{UserID: 1, AllSessions: true})
-	if c.Len() != 1 {
-		t.Fatalf("after evicting a user, %d entries, want 1", c.Len())
+	for _, tok := range []string{"tok-1-a", "tok-1-a2", "tok-1-b"} {
+		if !reaches(tok) {
+			t.Fatalf("%s was served after its user was revoked everywhere", tok)
+		}
 	}
-	before := inner.calls.Load()
-	verifyOK(t, c, "tok-2-c")
-	if inner.calls.Load() != before {
+	if reaches("tok-2-c") {
 		t.Fatal("another user's entry was evicted")
+	}
+}
+
+// Revocation marks are bounded: once every entry they could concern has
+// expired, they are forgotten.
+func TestCacheForgetsOldRevocations(t *testing.T) {
+	c, inner, clock, feed := newTestCache(t, 100)
+	verifyOK(t, c, "tok-1-a")
+	for i := range 1000 {
+		_ = feed.Publish(context.Background(), token.Revoked{UserID: i, SessionIDs: []string{fmt.Sprint("s", i)}})
+	}
+	clock.Advance(2 * time.Minute) // past the entries' expiry and the prune interval
+	inner.exp = clock.Now().Add(time.Minute)
+	_ = feed.Publish(context.Background(), token.Revoked{UserID: 5, SessionIDs: []string{"x"}})
+	if n := token.CacheMarks(c); n > 1 {
+		t.Fatalf("%d revocation marks kept after every cached token expired", n)
 	}
 }
 
@@ -202,5 +238,20 @@ func TestCacheConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if c.Len() > 64 {
 		t.Fatalf("%d entries held, bound 64", c.Len())
+	}
+}
+
+// A revocation's session id may alias a buffer the caller reuses (a Fiber
+// path parameter); the cache keeps its own copy.
+func TestCacheCopiesRevokedSessionIDs(t *testing.T) {
+	c, inner, _, feed := newTestCache(t, 100)
+	verifyOK(t, c, "tok-1-a")
+	buf := []byte("a")
+	_ = feed.Publish(context.Background(), token.Revoked{UserID: 1, SessionIDs: []string{unsafe.String(&buf[0], len(buf))}})
+	buf[0] = 'z'
+	before := inner.calls.Load()
+	verifyOK(t, c, "tok-1-a")
+	if inner.calls.Load() == before {
+		t.Fatal("the revoked session's entry was served after the caller reused its buffer")
 	}
 }

@@ -19,11 +19,18 @@ func TestContract(t *testing.T) {
 					name = k.name + "/" + backend + "/cached"
 				}
 				t.Run(name, func(t *testing.T) {
-					tokentest.Run(t, func(t *testing.T) tokentest.Env {
+					tokentest.Run(t, func(t *testing.T, settings tokentest.Settings) tokentest.Env {
 						clock := tokentest.NewClock(time.Now())
-						s := openStores(t, k, backend)
+						var s stores
+						if settings.Breakable {
+							s = openBreakable(t, k, backend)
+						} else {
+							s = openStores(t, k, backend)
+						}
 						feed := token.NewLocalFeed()
-						st := build(t, k, s, testConfig(t, k.strategy, k.alg), token.Options{Feed: feed, Now: clock.Now})
+						cfg := testConfig(t, k.strategy, k.alg)
+						settings.Apply(&cfg)
+						st := build(t, k, s, cfg, token.Options{Feed: feed, Now: clock.Now})
 						if cached {
 							c, err := token.NewCached(st, feed, token.CacheOptions{Size: 100, Now: clock.Now})
 							if err != nil {
@@ -32,7 +39,11 @@ func TestContract(t *testing.T) {
 							t.Cleanup(c.Close)
 							st = c
 						}
-						return tokentest.Env{Strategy: st, Clock: clock, TTL: testTTL, RefreshTTL: testRefreshTTL, NewSubject: subjectsFor(s)}
+						e := tokentest.Env{Strategy: st, Clock: clock, TTL: testTTL, RefreshTTL: testRefreshTTL, NewSubject: subjectsFor(s)}
+						if settings.Breakable {
+							e.Break = func(*testing.T) { s.breakAll() }
+						}
+						return e
 					})
 				})
 			}

@@ -43,6 +43,7 @@ func Example_withoutFx() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer jwtStrategy.Close() // it follows the feed to hold the deny list in memory
 	strategy, err := token.NewCached(jwtStrategy, feed, token.CacheOptions{Size: cfg.Token.CacheSize})
 	if err != nil {
 		log.Fatal(err)
@@ -53,7 +54,8 @@ func Example_withoutFx() {
 	_ = cleaner.Start(ctx)
 	defer cleaner.Stop(ctx)
 
-	pair, err := strategy.Issue(ctx, token.Subject{UserID: 1, AppID: cfg.WeChat.AppID, OpenID: "o-example"})
+	pair, err := strategy.Issue(ctx, token.Subject{UserID: 1, AppID: cfg.WeChat.AppID, OpenID: "o-example",
+		Client: token.ClientMiniProgram, Device: "iPhone 15"})
 	if err != nil {
 		log.Fatal(err)
 	}

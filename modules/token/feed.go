@@ -23,6 +23,12 @@ type Revoked struct {
 	// AllSessions means every session of UserID ended (logout everywhere),
 	// including any not listed.
 	AllSessions bool `json:"all,omitempty"`
+	// Reason is why (told to clients whose tokens are refused).
+	Reason Reason `json:"r,omitempty"`
+	// Until is when the last access token of those sessions expires: how
+	// long the jwt strategy must remember the revocation. Zero means one
+	// access-token lifetime from now.
+	Until time.Time `json:"x,omitzero"`
 }
 
 // Feed carries revocations to the verification caches of every instance.
@@ -171,7 +177,7 @@ func (r *runner) stop(ctx context.Context) error {
 type RedisFeed struct {
 	hub
 	runner
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 	channel   string
 	log       *zap.Logger
 	heartbeat time.Duration
@@ -182,10 +188,11 @@ type RedisFeed struct {
 
 var _ Feed = (*RedisFeed)(nil)
 
-// NewRedisFeed returns a feed on the channel prefix+"token:revoked". Call
-// Start before relying on it and Stop at the end; until Start, caches fed by
-// it do not cache.
-func NewRedisFeed(rdb *redis.Client, prefix string, log *zap.Logger) *RedisFeed {
+// NewRedisFeed returns a feed on the channel prefix+"token:revoked" (on a
+// Redis Cluster, messages published on any node reach subscribers on every
+// node). Call Start before relying on it and Stop at the end; until Start,
+// caches fed by it do not cache.
+func NewRedisFeed(rdb redis.UniversalClient, prefix string, log *zap.Logger) *RedisFeed {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -201,7 +208,7 @@ func (f *RedisFeed) Publish(ctx context.Context, r Revoked) error {
 		return fmt.Errorf("token: encode revocation: %w", err)
 	}
 	if err := f.rdb.Publish(ctx, f.channel, payload).Err(); err != nil {
-		return fmt.Errorf("token: revocation stored but not announced to other instances: %w", err)
+		return unavailable("revocation stored but not announced to other instances", err)
 	}
 	return nil
 }
@@ -455,7 +462,8 @@ func (f *PollFeed) pollOnce(ctx context.Context) (int, error) {
 			}
 			f.last = row.ID
 		}
-		f.dispatch(Revoked{UserID: row.UserID, SessionIDs: []string{row.SessionID}})
+		f.dispatch(Revoked{UserID: row.UserID, SessionIDs: []string{row.SessionID}, Reason: storedReason(row.Reason),
+			Until: row.ExpiresAt.UTC()})
 	}
 	return len(rows), nil
 }

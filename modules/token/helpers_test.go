@@ -61,20 +61,74 @@ func (k kind) needsRedis() bool { return k.strategy == token.NameRedis || k.redi
 // stores are what a strategy is built on.
 type stores struct {
 	client *ent.Client
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
+	// stop makes the stores stop answering (set by openBreakable).
+	stop []func()
 }
+
+// backendRedis and backendCluster name where the redis strategy runs.
+const (
+	backendRedis   = "redis"
+	backendCluster = "redis-cluster"
+)
 
 func openStores(t testing.TB, k kind, backend string) stores {
 	t.Helper()
 	var s stores
 	if k.strategy != token.NameRedis {
-		s.client = testutil.Database(t, backend)
+		s.client = testutil.Database(t, sqlBackend(backend))
 	}
 	if k.needsRedis() {
-		s.rdb, s.prefix = testutil.Redis(t)
+		if backend == backendCluster {
+			s.rdb, s.prefix = testutil.RedisCluster(t)
+		} else {
+			s.rdb, s.prefix = testutil.Redis(t)
+		}
 	}
 	return s
+}
+
+// openBreakable opens stores whose break func makes them stop answering:
+// MariaDB and Redis through a proxy that is stopped, SQLite closed.
+func openBreakable(t testing.TB, k kind, backend string) stores {
+	t.Helper()
+	var s stores
+	if k.strategy != token.NameRedis {
+		switch sqlBackend(backend) {
+		case "sqlite":
+			s.client = testutil.SQLite(t)
+			s.stop = append(s.stop, func() { s.client.Close() })
+		default:
+			cfg := testutil.MariaDBConfig(t)
+			p := testutil.NewProxy(t, testutil.MariaDBAddr)
+			s.client = testutil.Open(t, testutil.MariaDBVia(t, cfg, p.Addr()))
+			s.stop = append(s.stop, p.Stop)
+		}
+	}
+	if k.needsRedis() {
+		if backend == backendCluster {
+			// A cluster client follows the cluster's own node addresses, so
+			// a proxy cannot cut it off: close the client instead.
+			s.rdb, s.prefix = testutil.RedisCluster(t)
+			rdb := s.rdb
+			s.stop = append(s.stop, func() { rdb.Close() })
+		} else {
+			cfg := testutil.RedisConfig(t)
+			p := testutil.NewProxy(t, cfg.Addr)
+			c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+			t.Cleanup(func() { c.Close() })
+			s.rdb, s.prefix = c, cfg.Prefix
+			s.stop = append(s.stop, p.Stop)
+		}
+	}
+	return s
+}
+
+func (s stores) breakAll() {
+	for _, f := range s.stop {
+		f()
+	}
 }
 
 // build makes the strategy of kind k on s.
@@ -93,7 +147,11 @@ func build(t testing.TB, k kind, s stores, cfg config.Token, o token.Options) to
 		if k.redisDeny {
 			deny = token.NewRedisDenyList(s.rdb, s.prefix)
 		}
-		st, err = token.NewJWT(s.client, keys, deny, o)
+		var j *token.JWT
+		if j, err = token.NewJWT(s.client, keys, deny, o); err == nil {
+			t.Cleanup(j.Close)
+			st = j
+		}
 	case token.NameDB:
 		st, err = token.NewDB(s.client, o)
 	case token.NameRedis:
@@ -112,14 +170,22 @@ func subjectsFor(s stores) func(testing.TB) token.Subject {
 	return tokentest.Subjects()
 }
 
-// backendsFor lists the SQL backends a kind runs on; the redis strategy
-// needs none.
+// backendsFor lists the backends a kind runs on: the SQL backends, and for
+// kinds that need Redis a single Redis and a Redis Cluster.
 func backendsFor(k kind) []string {
 	if k.strategy == token.NameRedis {
-		return []string{"redis"}
+		return []string{backendRedis, backendCluster}
 	}
 	if k.redisDeny {
-		return []string{"mariadb"}
+		return []string{"mariadb", backendCluster}
 	}
 	return testutil.Backends
+}
+
+// sqlBackend is the SQL database a backend name implies.
+func sqlBackend(backend string) string {
+	if backend == backendCluster || backend == backendRedis {
+		return "mariadb"
+	}
+	return backend
 }

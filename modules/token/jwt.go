@@ -3,14 +3,12 @@ package token
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wxlogin/wxlogin/ent"
-	"github.com/wxlogin/wxlogin/ent/session"
 )
 
 // JWT is the "jwt" strategy: access tokens are JWTs (claims sub, iat, exp,
@@ -19,6 +17,10 @@ import (
 // exp, checks iss, looks the kid up among the configured keys only, and
 // refuses sessions on the [DenyList]. Sessions and refresh tokens live in
 // the database.
+//
+// Verification does no I/O: every instance holds the deny list in memory
+// (loaded when its feed is live, kept current by the feed), and asks the
+// deny list itself only while the feed cannot vouch that it missed nothing.
 type JWT struct {
 	client   *ent.Client
 	keys     *KeySet
@@ -26,6 +28,8 @@ type JWT struct {
 	opt      Options
 	sessions sessions
 	parser   *jwt.Parser
+	revoked  *revocationSet
+	unsub    func()
 }
 
 var _ Strategy = (*JWT)(nil)
@@ -41,7 +45,7 @@ type accessClaims struct {
 
 // NewJWT returns the jwt strategy: sessions in client, keys from keys,
 // revoked sessions in deny (a [RedisDenyList] with a [RedisFeed], or a
-// [DBDenyList] with a [PollFeed]).
+// [DBDenyList] with a [PollFeed]). It follows o.Feed until Close.
 func NewJWT(client *ent.Client, keys *KeySet, deny DenyList, o Options) (*JWT, error) {
 	if err := o.check(); err != nil {
 		return nil, err
@@ -53,16 +57,25 @@ func NewJWT(client *ent.Client, keys *KeySet, deny DenyList, o Options) (*JWT, e
 		return nil, errConfig("the JWT issuer must not be empty")
 	}
 	o = o.complete()
-	return &JWT{
+	j := &JWT{
 		client: client, keys: keys, deny: deny, opt: o,
-		sessions: sessions{client: client, opt: o},
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{keys.alg}),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuer(o.Config.Issuer),
 			jwt.WithTimeFunc(o.Now),
 		),
-	}, nil
+		revoked: newRevocationSet(deny, o.Config.TTL, o.Now, o.Logger),
+	}
+	j.sessions = sessions{client: client, opt: o, access: j.signFor, end: j.denyTx}
+	j.unsub = o.Feed.Subscribe(j.revoked)
+	return j, nil
+}
+
+// Close stops following the feed.
+func (j *JWT) Close() {
+	j.unsub()
+	j.revoked.close()
 }
 
 // Name is "jwt".
@@ -76,35 +89,27 @@ func (j *JWT) Keys() *KeySet { return j.keys }
 
 // Issue starts a session and signs its first access token.
 func (j *JWT) Issue(ctx context.Context, subj Subject) (Pair, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	now := j.opt.Now()
-	row, refresh, err := j.sessions.create(ctx, j.client, subj, now)
-	if err != nil {
-		return Pair{}, err
-	}
-	access, exp, err := j.sign(row, now)
-	if err != nil {
-		return Pair{}, err
-	}
-	return Pair{AccessToken: access, ExpiresAt: exp, RefreshToken: refresh,
-		RefreshExpiresAt: row.RefreshExpiresAt, SessionID: row.ID}, nil
+	return j.sessions.issue(ctx, subj)
 }
 
-func (j *JWT) sign(row *ent.Session, now time.Time) (string, time.Time, error) {
+func (j *JWT) signFor(_ context.Context, _ *ent.Client, row *ent.Session, now time.Time) (string, time.Time, error) {
+	return j.sign(row.ID, row.UserID, row.Provider, row.Appid, row.Openid, now)
+}
+
+func (j *JWT) sign(sid string, userID int, provider, appID, openID string, now time.Time) (string, time.Time, error) {
 	exp := expiry(now, j.opt.Config.TTL)
 	c := accessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    j.opt.Config.Issuer,
-			Subject:   strconv.Itoa(row.UserID),
+			Subject:   strconv.Itoa(userID),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        randomString(16),
 		},
-		SessionID: row.ID,
-		Provider:  row.Provider,
-		AppID:     row.Appid,
-		OpenID:    row.Openid,
+		SessionID: sid,
+		Provider:  provider,
+		AppID:     appID,
+		OpenID:    openID,
 	}
 	t := jwt.NewWithClaims(j.keys.method, c)
 	t.Header["kid"] = j.keys.signKID
@@ -115,28 +120,50 @@ func (j *JWT) sign(row *ent.Session, now time.Time) (string, time.Time, error) {
 	return s, exp, nil
 }
 
-// Verify checks the signature and claims, then the deny list.
+// denyTx puts sessions that end on the deny list before the transaction
+// that ends them commits, so that a failure leaves them live; a deny list
+// in the database writes in that transaction (ctx carries it).
+func (j *JWT) denyTx(ctx context.Context, _ *ent.Client, e ending, now time.Time) error {
+	return j.deny.Deny(ctx, e.userID, e.sids, e.reason, expiry(now, j.opt.Config.TTL))
+}
+
+// Verify checks the signature and claims, then whether the session was
+// revoked: in memory, and in the deny list only while the in-memory set
+// cannot vouch for a miss.
 func (j *JWT) Verify(ctx context.Context, accessToken string) (Principal, error) {
 	if accessToken == "" {
-		return Principal{}, unauthenticated("empty")
+		return Principal{}, unauthenticated(ReasonInvalid, "empty")
 	}
 	var c accessClaims
+	now := j.opt.Now()
 	if _, err := j.parser.ParseWithClaims(accessToken, &c, j.keys.keyFor); err != nil {
-		return Principal{}, unauthenticated(jwtReason(err))
+		if errors.Is(err, jwt.ErrTokenExpired) && c.SessionID != "" {
+			// Signed by us and expired: say so, unless we know it was revoked.
+			if reason, revoked, _ := j.revoked.lookup(c.SessionID, now); revoked {
+				return Principal{}, unauthenticated(reason, "session revoked")
+			}
+			return Principal{}, unauthenticated(ReasonExpired, "JWT expired")
+		}
+		return Principal{}, unauthenticated(ReasonInvalid, jwtReason(err))
 	}
 	uid, err := strconv.Atoi(c.Subject)
 	if err != nil || uid <= 0 || c.SessionID == "" || c.ID == "" {
-		return Principal{}, unauthenticated("claims sub, sid or jti missing or malformed")
+		return Principal{}, unauthenticated(ReasonInvalid, "claims sub, sid or jti missing or malformed")
 	}
-	now := j.opt.Now()
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	denied, err := j.deny.Denied(ctx, c.SessionID, now)
-	if err != nil {
-		return Principal{}, err
+	reason, revoked, vouched := j.revoked.lookup(c.SessionID, now)
+	if revoked {
+		return Principal{}, unauthenticated(reason, "session revoked")
 	}
-	if denied {
-		return Principal{}, unauthenticated("session revoked")
+	if !vouched {
+		ctx, cancel := withTimeout(ctx)
+		defer cancel()
+		reason, denied, err := j.deny.Denied(ctx, c.SessionID, now)
+		if err != nil {
+			return Principal{}, unavailable("read the deny list", err)
+		}
+		if denied {
+			return Principal{}, unauthenticated(reason, "session revoked")
+		}
 	}
 	if c.Provider == "" {
 		c.Provider = DefaultProvider
@@ -170,66 +197,31 @@ func jwtReason(err error) string {
 
 // Refresh rotates the refresh token and signs a new access token.
 func (j *JWT) Refresh(ctx context.Context, refreshToken string) (Pair, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	now := j.opt.Now()
-	rot, err := j.sessions.rotate(ctx, refreshToken, now, nil, j.revoke)
-	if err != nil {
-		return Pair{}, err
-	}
-	access, exp, err := j.sign(rot.session, now)
-	if err != nil {
-		return Pair{}, err
-	}
-	return Pair{AccessToken: access, ExpiresAt: exp, RefreshToken: rot.refresh,
-		RefreshExpiresAt: rot.session.RefreshExpiresAt, SessionID: rot.session.ID}, nil
+	return j.sessions.refresh(ctx, refreshToken)
 }
 
-// Revoke ends p's session: its refresh token at once, its access tokens
-// through the deny list until the last one expires.
+// Revoke logs p's session out: its refresh token at once, its access
+// tokens through the deny list until the last one expires.
 func (j *JWT) Revoke(ctx context.Context, p Principal) error {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
 	if p.SessionID == "" {
-		return errors.New("token: revoke: the principal names no session")
+		return errConfig("revoke: the principal names no session")
 	}
-	return j.revoke(ctx, p.UserID, []string{p.SessionID}, reasonLogout)
+	_, err := j.sessions.revoke(ctx, p.UserID, []string{p.SessionID}, ReasonLoggedOut, false)
+	return err
+}
+
+// RevokeSession ends one live session of the user.
+func (j *JWT) RevokeSession(ctx context.Context, userID int, sessionID string, reason Reason) error {
+	return j.sessions.revokeSession(ctx, userID, sessionID, reason)
 }
 
 // RevokeAll ends every session of the user.
-func (j *JWT) RevokeAll(ctx context.Context, userID int) error {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	sids, err := liveSessions(ctx, j.client, userID)
-	if err != nil {
-		return err
-	}
-	if err := j.deny.Deny(ctx, userID, sids, j.denyUntil()); err != nil {
-		return err
-	}
-	if _, err := markRevoked(ctx, j.client, userID, sids, reasonLogoutAll, j.opt.Now()); err != nil {
-		return err
-	}
-	return j.opt.Feed.Publish(ctx, Revoked{UserID: userID, SessionIDs: sids, AllSessions: true})
+func (j *JWT) RevokeAll(ctx context.Context, userID int, reason Reason) error {
+	_, err := j.sessions.revoke(ctx, userID, nil, reason, false)
+	return err
 }
 
-func (j *JWT) revoke(ctx context.Context, userID int, sids []string, reason string) error {
-	// Deny only sessions of this user, so a principal cannot name another's.
-	owned, err := j.client.Session.Query().Where(session.IDIn(sids...), session.UserID(userID)).IDs(ctx)
-	if err != nil {
-		return fmt.Errorf("token: read sessions: %w", err)
-	}
-	if len(owned) == 0 {
-		return nil
-	}
-	if err := j.deny.Deny(ctx, userID, owned, j.denyUntil()); err != nil {
-		return err
-	}
-	if _, err := markRevoked(ctx, j.client, userID, owned, reason, j.opt.Now()); err != nil {
-		return err
-	}
-	return j.opt.Feed.Publish(ctx, Revoked{UserID: userID, SessionIDs: owned})
+// Sessions lists the user's live sessions.
+func (j *JWT) Sessions(ctx context.Context, userID int) ([]SessionInfo, error) {
+	return j.sessions.list(ctx, userID)
 }
-
-// denyUntil is when the last access token issued until now expires.
-func (j *JWT) denyUntil() time.Time { return expiry(j.opt.Now(), j.opt.Config.TTL) }

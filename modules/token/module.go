@@ -16,7 +16,8 @@ import (
 // config.Token.CacheSize is 0), the revocation [Feed], the JWT *[KeySet] (for
 // the JWKS route) and the *[Cleaner], whose job it starts and stops with the
 // application. It needs *ent.Client, config.Token, config.Redis and
-// *zap.Logger, and takes a *redis.Client when one is provided.
+// *zap.Logger, and takes a redis.UniversalClient (a single Redis or a
+// Redis Cluster) when one is provided.
 var Module = fx.Module("token",
 	fx.Provide(
 		NewKeySet,
@@ -35,7 +36,7 @@ type FeedParams struct {
 	Redis     config.Redis
 	Client    *ent.Client
 	// RedisClient is provided only when Redis is configured.
-	RedisClient *redis.Client `optional:"true"`
+	RedisClient redis.UniversalClient `optional:"true"`
 	Logger      *zap.Logger
 }
 
@@ -65,7 +66,7 @@ type StrategyParams struct {
 	Redis     config.Redis
 	Client    *ent.Client
 	// RedisClient is provided only when Redis is configured.
-	RedisClient *redis.Client `optional:"true"`
+	RedisClient redis.UniversalClient `optional:"true"`
 	Logger      *zap.Logger
 	Keys        *KeySet
 	Feed        Feed
@@ -85,7 +86,12 @@ func ProvideStrategy(p StrategyParams) (Strategy, error) {
 		if p.RedisClient != nil {
 			deny = NewRedisDenyList(p.RedisClient, p.Redis.Prefix)
 		}
-		s, err = NewJWT(p.Client, p.Keys, deny, o)
+		var j *JWT
+		j, err = NewJWT(p.Client, p.Keys, deny, o)
+		if err == nil {
+			p.Lifecycle.Append(fx.StopHook(j.Close))
+			s = j
+		}
 	case NameDB:
 		s, err = NewDB(p.Client, o)
 	case NameRedis:

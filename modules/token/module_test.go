@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/zap"
@@ -55,7 +56,7 @@ func TestModule(t *testing.T) {
 			if c.redis {
 				rdb, prefix := testutil.Redis(t)
 				redisCfg = config.Redis{Addr: testutil.RedisAddr, Prefix: prefix}
-				opts = append(opts, fx.Supply(rdb))
+				opts = append(opts, fx.Supply(fx.Annotate(rdb, fx.As(new(redis.UniversalClient)))))
 			}
 			opts = append(opts, fx.Supply(redisCfg))
 			var st token.Strategy

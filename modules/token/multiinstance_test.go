@@ -3,7 +3,6 @@ package token_test
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -30,7 +29,7 @@ type startStop interface {
 
 // newInstance starts an instance the way the fx module wires it: a Redis
 // feed when rdb is set, else a poll of the database.
-func newInstance(t *testing.T, k kind, s stores, cfg config.Token, feedRedis *redis.Client) instance {
+func newInstance(t *testing.T, k kind, s stores, cfg config.Token, feedRedis redis.UniversalClient) instance {
 	t.Helper()
 	var feed startStop
 	if feedRedis != nil {
@@ -73,11 +72,13 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 		backend   string
 	}
 	setups := []setup{
-		{kinds[0], false, "mariadb"}, // jwt, deny list and feed in the database
-		{kinds[1], true, "mariadb"},  // jwt, deny list and feed in Redis
-		{kinds[3], false, "mariadb"}, // db, polled
-		{kinds[3], true, "mariadb"},  // db, Redis feed
-		{kinds[4], true, "mariadb"},  // redis
+		{kinds[0], false, "mariadb"},     // jwt, deny list and feed in the database
+		{kinds[1], true, "mariadb"},      // jwt, deny list and feed in Redis
+		{kinds[1], true, backendCluster}, // the same on a Redis Cluster
+		{kinds[3], false, "mariadb"},     // db, polled
+		{kinds[3], true, "mariadb"},      // db, Redis feed
+		{kinds[4], true, backendRedis},   // redis
+		{kinds[4], true, backendCluster}, // redis on a Redis Cluster
 		// Where the database carries the feed, PostgreSQL too.
 		{kinds[0], false, "postgres"},
 		{kinds[3], false, "postgres"},
@@ -90,6 +91,9 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 		if su.kind.strategy == token.NameRedis {
 			name = "redis"
 		}
+		if su.backend == backendCluster {
+			name += "-cluster"
+		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			s := openStores(t, su.kind, su.backend)
@@ -98,7 +102,7 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 			}
 			cfg := testConfig(t, su.kind.strategy, su.kind.alg)
 			cfg.RevocationPoll = 500 * time.Millisecond // the default: the promise is 1 s with it
-			var feedRedis *redis.Client
+			var feedRedis redis.UniversalClient
 			if su.withRedis {
 				feedRedis = s.rdb
 			}
@@ -155,7 +159,7 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 				t.Fatal(err)
 			}
 			verifyOK(t, b.strategy, p3.AccessToken)
-			if err := a.strategy.RevokeAll(ctx, u.UserID); err != nil {
+			if err := a.strategy.RevokeAll(ctx, u.UserID, token.ReasonLoggedOut); err != nil {
 				t.Fatal(err)
 			}
 			refusedWithin(t, b, p3.AccessToken, "a token after logout everywhere")
@@ -169,144 +173,54 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 // must not serve from its cache what another instance revoked meanwhile.
 func TestRedisFeedOutage(t *testing.T) {
 	ctx := context.Background()
-	for _, mode := range []string{"frozen", "closed"} {
-		t.Run(mode, func(t *testing.T) {
-			k := kinds[4] // redis
-			s := openStores(t, k, "")
-			cfg := testConfig(t, k.strategy, k.alg)
-			proxy := newProxy(t, testutil.RedisAddr)
-			viaProxy := redis.NewClient(&redis.Options{Addr: proxy.addr(), MaxRetries: -1})
-			t.Cleanup(func() { viaProxy.Close() })
-
-			a := newInstance(t, k, s, cfg, viaProxy) // A hears revocations through the proxy
-			b := newInstance(t, k, s, cfg, s.rdb)
-			subjects := subjectsFor(s)
-			p, err := a.strategy.Issue(ctx, subjects(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			verifyOK(t, a.strategy, p.AccessToken)
-			verifyOK(t, a.strategy, p.AccessToken)
-			if a.cache.Len() != 1 {
-				t.Fatal("A does not cache")
-			}
-
-			switch mode {
-			case "frozen":
-				proxy.freeze()
-			case "closed":
-				proxy.closeAll()
-			}
-			if err := b.strategy.Revoke(ctx, verifyOK(t, b.strategy, p.AccessToken)); err != nil {
-				t.Fatal(err)
-			}
-			refusedWithin(t, a, p.AccessToken, "a token revoked while A's feed was down")
-
-			// Once the feed is back, A caches again.
-			proxy.thaw()
-			q, err := a.strategy.Issue(ctx, subjects(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			testutil.Eventually(t, 5*time.Second, func() bool {
-				verifyOK(t, a.strategy, q.AccessToken)
-				return a.cache.Len() == 1
-			}, "A's cache did not resume after the feed came back")
-		})
+	for _, k := range []kind{kinds[4], kinds[1]} { // redis; jwt with the deny list in Redis
+		for _, mode := range []string{"frozen", "closed"} {
+			t.Run(k.name+"/"+mode, func(t *testing.T) { feedOutage(t, ctx, k, mode) })
+		}
 	}
 }
 
-// proxy forwards TCP to Redis and can freeze (stop forwarding, keep the
-// connection) or close every connection.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	frozen bool
-	cond   *sync.Cond
-	conns  []net.Conn
-}
+func feedOutage(t *testing.T, ctx context.Context, k kind, mode string) {
+	s := openStores(t, k, "mariadb")
+	cfg := testConfig(t, k.strategy, k.alg)
+	proxy := testutil.NewProxy(t, testutil.RedisAddr)
+	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { viaProxy.Close() })
 
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a := newInstance(t, k, s, cfg, viaProxy) // A hears revocations through the proxy
+	b := newInstance(t, k, s, cfg, s.rdb)
+	subjects := subjectsFor(s)
+	p, err := a.strategy.Issue(ctx, subjects(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target}
-	p.cond = sync.NewCond(&p.mu)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.thaw()
-		p.closeAll()
-	})
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go p.pipe(up, c)
-		go p.pipe(c, up)
+	verifyOK(t, a.strategy, p.AccessToken)
+	verifyOK(t, a.strategy, p.AccessToken)
+	if a.cache.Len() != 1 {
+		t.Fatal("A does not cache")
 	}
-}
 
-func (p *proxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			for p.frozen {
-				p.cond.Wait()
-			}
-			p.mu.Unlock()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			dst.Close()
-			return
-		}
+	switch mode {
+	case "frozen":
+		proxy.Freeze()
+	case "closed":
+		proxy.CloseAll()
 	}
-}
-
-func (p *proxy) freeze() {
-	p.mu.Lock()
-	p.frozen = true
-	p.mu.Unlock()
-}
-
-func (p *proxy) thaw() {
-	p.mu.Lock()
-	p.frozen = false
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-func (p *proxy) closeAll() {
-	p.mu.Lock()
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
+	if err := b.strategy.Revoke(ctx, verifyOK(t, b.strategy, p.AccessToken)); err != nil {
+		t.Fatal(err)
 	}
+	refusedWithin(t, a, p.AccessToken, "a token revoked while A's feed was down")
+
+	// Once the feed is back, A caches again.
+	proxy.Thaw()
+	q, err := a.strategy.Issue(ctx, subjects(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		verifyOK(t, a.strategy, q.AccessToken)
+		return a.cache.Len() == 1
+	}, "A's cache did not resume after the feed came back")
 }
 
 // TestPollFeedSeesLateCommits: a revocation row whose id is below one

@@ -2,10 +2,13 @@ package token
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -29,6 +32,9 @@ type Options struct {
 
 	// refreshKeys tag refresh secrets (see newRefreshSecret); the first tags.
 	refreshKeys [][]byte
+	// access seals opaque access tokens, refresh the current refresh secret
+	// kept for the grace window, sid the user id in redis session ids.
+	access, refresh, sid sealer
 }
 
 func (o Options) complete() Options {
@@ -44,13 +50,23 @@ func (o Options) complete() Options {
 		now = time.Now
 	}
 	o.Now = func() time.Time { return now().UTC() }
-	o.refreshKeys = nil
-	for _, secret := range append([]string{o.Config.Secret}, o.Config.PreviousSecretList()...) {
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write([]byte("wxlogin refresh token tag"))
-		o.refreshKeys = append(o.refreshKeys, mac.Sum(nil))
-	}
+	secrets := append([]string{o.Config.Secret}, o.Config.PreviousSecretList()...)
+	o.refreshKeys = derive(secrets, "wxlogin refresh token tag")
+	o.access = newSealer(derive(secrets, "wxlogin opaque access token v2"))
+	o.refresh = newSealer(derive(secrets, "wxlogin sealed refresh secret v1"))
+	o.sid = newSealer(derive(secrets, "wxlogin redis session id v1"))
 	return o
+}
+
+// derive returns one 32-byte key per secret for one purpose.
+func derive(secrets []string, purpose string) [][]byte {
+	keys := make([][]byte, 0, len(secrets))
+	for _, secret := range secrets {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(purpose))
+		keys = append(keys, mac.Sum(nil))
+	}
+	return keys
 }
 
 func (o Options) check() error {
@@ -60,7 +76,46 @@ func (o Options) check() error {
 	if o.Config.RefreshTTL < o.Config.TTL {
 		return errConfig("the refresh token lifetime must be at least the access token lifetime")
 	}
+	if o.Config.RefreshIdle < 0 || (o.Config.RefreshIdle > 0 && o.Config.RefreshIdle < o.Config.TTL) {
+		return errConfig("the refresh idle timeout must be 0 (off) or at least the access token lifetime")
+	}
+	if o.Config.RefreshGrace < 0 || o.Config.SessionMax < 0 {
+		return errConfig("the refresh grace and the session maximum must not be negative")
+	}
+	if o.Config.Secret == "" {
+		return errConfig("the token secret must not be empty")
+	}
 	return nil
+}
+
+// newRefreshExpiry is when a new session ends unless refreshed.
+func (o Options) newRefreshExpiry(now time.Time) time.Time {
+	d := o.Config.RefreshTTL
+	if o.Config.RefreshIdle > 0 {
+		d = min(d, o.Config.RefreshIdle)
+	}
+	return expiry(now, d)
+}
+
+// rotatedRefreshExpiry is when a session begun at created ends unless
+// refreshed again, after a refresh at now: the refresh TTL from now, or,
+// with an idle timeout, the idle timeout from now within the refresh TTL
+// from the login (the absolute bound).
+func (o Options) rotatedRefreshExpiry(created, now time.Time) time.Time {
+	if o.Config.RefreshIdle <= 0 {
+		return expiry(now, o.Config.RefreshTTL)
+	}
+	end := expiry(created, o.Config.RefreshTTL)
+	if idle := expiry(now, o.Config.RefreshIdle); idle.Before(end) {
+		return idle
+	}
+	return end
+}
+
+// inGrace reports whether a refresh token replaced at rotated may still be
+// presented at now.
+func (o Options) inGrace(rotated, now time.Time) bool {
+	return o.Config.RefreshGrace > 0 && !rotated.IsZero() && !now.After(rotated.Add(o.Config.RefreshGrace))
 }
 
 type configError string
@@ -121,8 +176,145 @@ func isBase64URL(s string, n int) bool {
 	return true
 }
 
-// isOpaque reports whether s looks like an opaque access token.
-func isOpaque(s string) bool { return isBase64URL(s, secretLen) }
+// sealer encrypts and authenticates small values with AES-256-GCM under
+// keys derived from the token secret; the first key seals, every key opens
+// (secret rotation).
+type sealer struct{ aeads []cipher.AEAD }
+
+func newSealer(keys [][]byte) sealer {
+	s := sealer{aeads: make([]cipher.AEAD, 0, len(keys))}
+	for _, k := range keys {
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			panic("token: AES key: " + err.Error()) // 32 bytes from derive: cannot happen
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			panic("token: GCM: " + err.Error())
+		}
+		s.aeads = append(s.aeads, aead)
+	}
+	return s
+}
+
+const nonceBytes = 12
+
+// seal returns nonce ‖ ciphertext ‖ tag of plain, bound to ad.
+func (s sealer) seal(plain, ad []byte) []byte {
+	out := make([]byte, nonceBytes, nonceBytes+len(plain)+16)
+	_, _ = rand.Read(out)
+	return s.aeads[0].Seal(out, out[:nonceBytes], plain, ad)
+}
+
+// open returns the plaintext of sealed; ok is false when no key
+// authenticates it.
+func (s sealer) open(sealed, ad []byte) ([]byte, bool) {
+	if len(sealed) < nonceBytes+16 {
+		return nil, false
+	}
+	for _, aead := range s.aeads {
+		if plain, err := aead.Open(nil, sealed[:nonceBytes], sealed[nonceBytes:], ad); err == nil {
+			return plain, true
+		}
+	}
+	return nil, false
+}
+
+// An opaque access token (db and redis strategies) is the base64url of a
+// sealed (expiry, user id): 12 bytes of nonce, 12 of ciphertext, 16 of tag.
+// The nonce makes it unguessable, the tag lets Verify refuse a forged or
+// tampered token, and an expired one with the right reason, without asking
+// the store; the user id gives the redis strategy the hash tag of the
+// token's key (Redis Cluster) without showing it to anyone. The store keeps
+// only the token's SHA-256.
+const (
+	opaquePlain = 4 + 8
+	opaqueLen   = ((nonceBytes+opaquePlain+16)*8 + 5) / 6 // 40 bytes → 54 characters (no padding)
+)
+
+var adAccess = []byte("wxlogin access token")
+
+// newOpaque returns a new opaque access token for userID expiring at exp.
+func newOpaque(o Options, userID int, exp time.Time) string {
+	var plain [opaquePlain]byte
+	binary.BigEndian.PutUint32(plain[:4], uint32(exp.Unix()))
+	binary.BigEndian.PutUint64(plain[4:], uint64(userID))
+	return base64.RawURLEncoding.EncodeToString(o.access.seal(plain[:], adAccess))
+}
+
+// parseOpaque opens an opaque access token; ok is false when it is
+// malformed or was not issued under one of the configured secrets.
+func parseOpaque(o Options, tok string) (userID int, exp time.Time, ok bool) {
+	if !isBase64URL(tok, opaqueLen) {
+		return 0, time.Time{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	plain, ok := o.access.open(raw, adAccess)
+	if !ok || len(plain) != opaquePlain {
+		return 0, time.Time{}, false
+	}
+	uid := binary.BigEndian.Uint64(plain[4:])
+	if uid == 0 || uid > 1<<53 {
+		return 0, time.Time{}, false
+	}
+	return int(uid), time.Unix(int64(binary.BigEndian.Uint32(plain[:4])), 0).UTC(), true
+}
+
+var adSessionID = []byte("wxlogin redis session id")
+
+// redisSessionLen is the length of a redis session id: a sealed user id
+// (12 + 8 + 16 bytes), so that a refresh token names the hash tag of its
+// session's keys.
+const redisSessionLen = ((nonceBytes+8+16)*8 + 5) / 6 // 36 bytes → 48 characters
+
+// newRedisSessionID returns a session id that carries userID sealed.
+func newRedisSessionID(o Options, userID int) string {
+	var plain [8]byte
+	binary.BigEndian.PutUint64(plain[:], uint64(userID))
+	return base64.RawURLEncoding.EncodeToString(o.sid.seal(plain[:], adSessionID))
+}
+
+// redisSessionUser opens a redis session id; ok is false for anything else.
+func redisSessionUser(o Options, sid string) (int, bool) {
+	if !isBase64URL(sid, redisSessionLen) {
+		return 0, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sid)
+	if err != nil {
+		return 0, false
+	}
+	plain, ok := o.sid.open(raw, adSessionID)
+	if !ok || len(plain) != 8 {
+		return 0, false
+	}
+	uid := binary.BigEndian.Uint64(plain)
+	if uid == 0 || uid > 1<<53 {
+		return 0, false
+	}
+	return int(uid), true
+}
+
+// sealRefresh seals the current refresh secret of session sid for the
+// grace window: a caller that presents the secret it replaced gets it.
+func sealRefresh(o Options, sid, secret string) string {
+	return base64.RawURLEncoding.EncodeToString(o.refresh.seal([]byte(secret), []byte("wxlogin refresh "+sid)))
+}
+
+// openRefresh opens what sealRefresh sealed.
+func openRefresh(o Options, sid, sealed string) (string, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", false
+	}
+	plain, ok := o.refresh.open(raw, []byte("wxlogin refresh "+sid))
+	if !ok || !isBase64URL(string(plain), secretLen) {
+		return "", false
+	}
+	return string(plain), true
+}
 
 // refreshToken joins a session id and a secret: "<sid>.<secret>", so that a
 // replayed old token names its family.
@@ -157,7 +349,7 @@ func refreshTag(key []byte, sid string, random []byte) []byte {
 // previous token secret).
 func parseRefresh(o Options, tok string) (sid, secret string, ok bool) {
 	sid, secret, ok = strings.Cut(tok, ".")
-	if !ok || !isBase64URL(sid, sessionLen) || !isBase64URL(secret, secretLen) {
+	if !ok || !(isBase64URL(sid, sessionLen) || isBase64URL(sid, redisSessionLen)) || !isBase64URL(secret, secretLen) {
 		return "", "", false
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(secret)

@@ -67,7 +67,7 @@ func TestModuleWithRedisSharesThroughIt(t *testing.T) {
 	var store platformtoken.Store
 	app := fxtest.New(t,
 		fx.Supply(f.config(), testApps, config.Redis{Addr: testutil.RedisAddr, Prefix: prefix}, zap.NewNop()),
-		fx.Provide(func() *redis.Client { return rdb }),
+		fx.Provide(func() redis.UniversalClient { return rdb }),
 		Module,
 		platformtoken.Module,
 		fx.Populate(&clients, &store),

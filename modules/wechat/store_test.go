@@ -33,6 +33,11 @@ func (w lockWatch) Lock(ctx context.Context, appid string, ttl time.Duration) (s
 
 func TestRedisFleetFetchesOnce(t *testing.T) {
 	rdb, prefix := testutil.Redis(t)
+	fleetFetchesOnce(t, rdb, prefix)
+}
+
+// fleetFetchesOnce: two instances sharing rdb fetch one token between them.
+func fleetFetchesOnce(t *testing.T, rdb redis.UniversalClient, prefix string) {
 	f := newFake(t)
 	once, contended := &sync.Once{}, make(chan struct{})
 	// The fetch waits until the other instance has found the lock taken, so

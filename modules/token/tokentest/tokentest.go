@@ -6,12 +6,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/modules/token"
 )
@@ -51,7 +53,34 @@ type Env struct {
 	// NewSubject returns a subject the strategy can issue for (a user that
 	// exists in its store).
 	NewSubject func(t testing.TB) token.Subject
+	// Break makes the strategy's stores stop answering (a stopped service,
+	// or a proxy in front of it cut); set when Settings.Breakable asked for it.
+	Break func(t *testing.T)
 }
+
+// Settings are what a case needs the strategy to be built with, on top of
+// the lifetimes of Env.
+type Settings struct {
+	// SessionMax, SinglePerClient, RefreshIdle and RefreshGrace go to the
+	// config.Token fields of the same names (SessionSinglePerClient).
+	SessionMax      int
+	SinglePerClient bool
+	RefreshIdle     time.Duration
+	RefreshGrace    time.Duration
+	// Breakable asks for an Env whose Break works.
+	Breakable bool
+}
+
+// Apply copies the settings into a token configuration.
+func (s Settings) Apply(cfg *config.Token) {
+	cfg.SessionMax = s.SessionMax
+	cfg.SessionSinglePerClient = s.SinglePerClient
+	cfg.RefreshIdle = s.RefreshIdle
+	cfg.RefreshGrace = s.RefreshGrace
+}
+
+// DefaultGrace is the refresh grace of the cases that do not set their own.
+const DefaultGrace = 30 * time.Second
 
 // EntSubjects returns a NewSubject that creates users with client.
 func EntSubjects(client *ent.Client) func(t testing.TB) token.Subject {
@@ -63,7 +92,8 @@ func EntSubjects(client *ent.Client) func(t testing.TB) token.Subject {
 		if err != nil {
 			t.Fatalf("create user: %v", err)
 		}
-		return token.Subject{UserID: u.ID, Provider: providerOf(n.Load()), AppID: "wxtestapp", OpenID: openid}
+		return token.Subject{UserID: u.ID, Provider: providerOf(n.Load()), AppID: "wxtestapp", OpenID: openid,
+			Client: token.ClientMiniProgram, Device: "iPhone 15 / 微信 8.0"}
 	}
 }
 
@@ -73,7 +103,8 @@ func Subjects() func(t testing.TB) token.Subject {
 	base := int(time.Now().UnixNano() % 1_000_000_000)
 	return func(testing.TB) token.Subject {
 		i := n.Add(1)
-		return token.Subject{UserID: base + int(i), Provider: providerOf(i), AppID: "wxtestapp", OpenID: fmt.Sprintf("o-test-%d", i)}
+		return token.Subject{UserID: base + int(i), Provider: providerOf(i), AppID: "wxtestapp", OpenID: fmt.Sprintf("o-test-%d", i),
+			Client: token.ClientMiniProgram, Device: "iPhone 15 / 微信 8.0"}
 	}
 }
 
@@ -99,28 +130,42 @@ func sameIdentity(p token.Principal, s token.Subject) bool {
 }
 
 // Run runs the contract against the strategies newEnv returns, one fresh
-// environment per case.
-func Run(t *testing.T, newEnv func(t *testing.T) Env) {
+// environment per case, built with the settings the case asks for.
+func Run(t *testing.T, newEnv func(t *testing.T, s Settings) Env) {
+	grace := Settings{RefreshGrace: DefaultGrace}
 	cases := []struct {
-		name string
-		run  func(t *testing.T, e Env)
+		name     string
+		settings Settings
+		run      func(t *testing.T, e Env)
 	}{
-		{"IssueThenVerify", issueThenVerify},
-		{"RejectsBadAccessTokens", rejectsBadAccessTokens},
-		{"Expiry", expiry},
-		{"RefreshRotates", refreshRotates},
-		{"RejectsBadRefreshTokens", rejectsBadRefreshTokens},
-		{"ReuseRevokesFamily", reuseRevokesFamily},
-		{"LogoutEndsOneSession", logoutEndsOneSession},
-		{"LogoutEverywhere", logoutEverywhere},
-		{"ConcurrentRefreshOneWinner", concurrentRefresh},
-		{"PairHidesTokens", pairHidesTokens},
+		{"IssueThenVerify", grace, issueThenVerify},
+		{"RejectsBadAccessTokens", grace, rejectsBadAccessTokens},
+		{"Expiry", grace, expiry},
+		{"RefreshRotates", grace, refreshRotates},
+		{"RejectsBadRefreshTokens", grace, rejectsBadRefreshTokens},
+		{"ReuseRevokesFamily", grace, reuseRevokesFamily},
+		{"LogoutEndsOneSession", grace, logoutEndsOneSession},
+		{"LogoutEverywhere", grace, logoutEverywhere},
+		{"ConcurrentRefreshAllSucceed", grace, concurrentRefresh},
+		{"ConcurrentRefreshWithoutGrace", Settings{}, concurrentRefreshWithoutGrace},
+		{"GraceWindow", grace, graceWindow},
+		{"SessionsListed", grace, sessionsListed},
+		{"RevokeSession", grace, revokeSession},
+		{"RevokeAllWithReason", grace, revokeAllWithReason},
+		{"SinglePerClient", Settings{SinglePerClient: true, SessionMax: 10, RefreshGrace: DefaultGrace}, singlePerClient},
+		{"SessionLimit", Settings{SessionMax: 3, RefreshGrace: DefaultGrace}, sessionLimit},
+		{"IdleTimeout", Settings{RefreshIdle: idleFor, RefreshGrace: DefaultGrace}, idleTimeout},
+		{"StoreDownIsUnavailable", Settings{RefreshGrace: DefaultGrace, Breakable: true}, storeDown},
+		{"PairHidesTokens", grace, pairHidesTokens},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t)
+			e := newEnv(t, c.settings)
 			if e.RefreshTTL <= e.TTL+time.Second {
 				t.Fatalf("the suite needs RefreshTTL > TTL + 1s")
+			}
+			if c.settings.Breakable && e.Break == nil {
+				t.Fatalf("the case needs Env.Break")
 			}
 			c.run(t, e)
 		})
@@ -159,6 +204,34 @@ func mustRefuse(t *testing.T, e Env, access, what string) {
 	}
 	if access != "" && strings.Contains(err.Error(), access) {
 		t.Fatalf("the error quotes the token: %q", err)
+	}
+	if !slices.Contains(token.Reasons, token.ReasonOf(err)) {
+		t.Fatalf("Verify of %s: reason %q is not one of token.Reasons", what, token.ReasonOf(err))
+	}
+}
+
+// refuseFor checks that Verify refuses access for reason.
+func refuseFor(t *testing.T, e Env, access string, reason token.Reason, what string) {
+	t.Helper()
+	_, err := e.Strategy.Verify(ctx(t), access)
+	if !errors.Is(err, token.ErrUnauthenticated) {
+		t.Fatalf("Verify of %s: got %v, want ErrUnauthenticated", what, err)
+	}
+	if got := token.ReasonOf(err); got != reason {
+		t.Fatalf("Verify of %s: reason %q, want %q (%v)", what, got, reason, err)
+	}
+}
+
+// refuseRefreshFor checks that Refresh refuses refresh with
+// ErrInvalidRefresh for reason.
+func refuseRefreshFor(t *testing.T, e Env, refresh string, reason token.Reason, what string) {
+	t.Helper()
+	_, err := e.Strategy.Refresh(ctx(t), refresh)
+	if !errors.Is(err, token.ErrInvalidRefresh) {
+		t.Fatalf("Refresh of %s: got %v, want ErrInvalidRefresh", what, err)
+	}
+	if got := token.ReasonOf(err); got != reason {
+		t.Fatalf("Refresh of %s: reason %q, want %q (%v)", what, got, reason, err)
 	}
 }
 
@@ -263,6 +336,7 @@ func rejectsBadAccessTokens(t *testing.T, e Env) {
 	}
 	for _, c := range cases {
 		mustRefuse(t, e, c.tok, c.name)
+		refuseFor(t, e, c.tok, token.ReasonInvalid, c.name)
 	}
 	mustVerify(t, e, a)
 }
@@ -274,7 +348,7 @@ func expiry(t *testing.T, e Env) {
 	e.Clock.Advance(e.TTL - 2*time.Second)
 	mustVerify(t, e, pair.AccessToken)
 	e.Clock.Advance(3 * time.Second)
-	mustRefuse(t, e, pair.AccessToken, "an expired access token")
+	refuseFor(t, e, pair.AccessToken, token.ReasonExpired, "an expired access token")
 
 	// The refresh token outlives the access token.
 	next := mustRefresh(t, e, pair.RefreshToken)
@@ -282,8 +356,8 @@ func expiry(t *testing.T, e Env) {
 	mustRefuse(t, e, pair.AccessToken, "the expired access token after a refresh")
 
 	e.Clock.Advance(e.RefreshTTL + time.Second)
-	mustRefuse(t, e, next.AccessToken, "an access token after its refresh token expired")
-	refuseRefresh(t, e, next.RefreshToken, token.ErrInvalidRefresh, "an expired refresh token")
+	refuseFor(t, e, next.AccessToken, token.ReasonExpired, "an access token after its refresh token expired")
+	refuseRefreshFor(t, e, next.RefreshToken, token.ReasonExpired, "an expired refresh token")
 }
 
 func refreshRotates(t *testing.T, e Env) {
@@ -351,10 +425,11 @@ func reuseRevokesFamily(t *testing.T, e Env) {
 	mustVerify(t, e, p1.AccessToken)
 	mustVerify(t, e, bystander.AccessToken)
 
+	e.Clock.Advance(DefaultGrace + time.Second) // within the grace window it is not a reuse (see GraceWindow)
 	refuseRefresh(t, e, p0.RefreshToken, token.ErrRefreshReused, "a spent refresh token")
-	mustRefuse(t, e, p1.AccessToken, "the newest access token of a family revoked for reuse")
-	mustRefuse(t, e, p0.AccessToken, "an older access token of a family revoked for reuse")
-	refuseRefresh(t, e, p1.RefreshToken, token.ErrInvalidRefresh, "the newest refresh token of a revoked family")
+	refuseFor(t, e, p1.AccessToken, token.ReasonRevoked, "the newest access token of a family revoked for reuse")
+	refuseFor(t, e, p0.AccessToken, token.ReasonRevoked, "an older access token of a family revoked for reuse")
+	refuseRefreshFor(t, e, p1.RefreshToken, token.ReasonRevoked, "the newest refresh token of a revoked family")
 	refuseRefresh(t, e, p0.RefreshToken, token.ErrInvalidRefresh, "the spent refresh token of a revoked family")
 
 	mustVerify(t, e, bystander.AccessToken)
@@ -374,9 +449,9 @@ func logoutEndsOneSession(t *testing.T, e Env) {
 	if err := e.Strategy.Revoke(ctx(t), principal); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	mustRefuse(t, e, a1.AccessToken, "the access token that logged out")
-	mustRefuse(t, e, a0.AccessToken, "an older access token of the logged-out session")
-	refuseRefresh(t, e, a1.RefreshToken, token.ErrInvalidRefresh, "the refresh token of a logged-out session")
+	refuseFor(t, e, a1.AccessToken, token.ReasonLoggedOut, "the access token that logged out")
+	refuseFor(t, e, a0.AccessToken, token.ReasonLoggedOut, "an older access token of the logged-out session")
+	refuseRefreshFor(t, e, a1.RefreshToken, token.ReasonLoggedOut, "the refresh token of a logged-out session")
 
 	mustVerify(t, e, b.AccessToken)
 	mustVerify(t, e, c.AccessToken)
@@ -401,29 +476,27 @@ func logoutEverywhere(t *testing.T, e Env) {
 	for _, p := range []token.Pair{a, b, b1, c} {
 		mustVerify(t, e, p.AccessToken)
 	}
-	if err := e.Strategy.RevokeAll(ctx(t), u.UserID); err != nil {
+	if err := e.Strategy.RevokeAll(ctx(t), u.UserID, token.ReasonLoggedOut); err != nil {
 		t.Fatalf("RevokeAll: %v", err)
 	}
 	for _, p := range []token.Pair{a, b, b1} {
-		mustRefuse(t, e, p.AccessToken, "an access token after logout everywhere")
+		refuseFor(t, e, p.AccessToken, token.ReasonLoggedOut, "an access token after logout everywhere")
 	}
-	refuseRefresh(t, e, a.RefreshToken, token.ErrInvalidRefresh, "a refresh token after logout everywhere")
-	refuseRefresh(t, e, b1.RefreshToken, token.ErrInvalidRefresh, "a refresh token after logout everywhere")
+	refuseRefreshFor(t, e, a.RefreshToken, token.ReasonLoggedOut, "a refresh token after logout everywhere")
+	refuseRefreshFor(t, e, b1.RefreshToken, token.ReasonLoggedOut, "a refresh token after logout everywhere")
 	mustVerify(t, e, c.AccessToken)
 
 	// Logging in again works.
 	mustVerify(t, e, issue(t, e, u).AccessToken)
-	if err := e.Strategy.RevokeAll(ctx(t), e.NewSubject(t).UserID); err != nil {
+	if err := e.Strategy.RevokeAll(ctx(t), e.NewSubject(t).UserID, token.ReasonLoggedOut); err != nil {
 		t.Fatalf("RevokeAll of a user without sessions: %v", err)
 	}
 }
 
-func concurrentRefresh(t *testing.T, e Env) {
-	s := e.NewSubject(t)
-	p0 := issue(t, e, s)
-	const n = 8
+// refreshAtOnce presents one refresh token n times at once.
+func refreshAtOnce(t *testing.T, e Env, refresh string, n int) ([]token.Pair, []error) {
 	var wg sync.WaitGroup
-	results := make([]error, n)
+	errs := make([]error, n)
 	pairs := make([]token.Pair, n)
 	start := make(chan struct{})
 	for i := range n {
@@ -431,14 +504,58 @@ func concurrentRefresh(t *testing.T, e Env) {
 		go func() {
 			defer wg.Done()
 			<-start
-			pairs[i], results[i] = e.Strategy.Refresh(ctx(t), p0.RefreshToken)
+			pairs[i], errs[i] = e.Strategy.Refresh(ctx(t), refresh)
 		}()
 	}
 	close(start)
 	wg.Wait()
+	return pairs, errs
+}
+
+// concurrentRefresh: a client that sees two 401s at once refreshes twice
+// with one refresh token. Every refresh succeeds, every answer works, the
+// refresh tokens handed out are one and the same, and the session lives on.
+func concurrentRefresh(t *testing.T, e Env) {
+	s := e.NewSubject(t)
+	p0 := issue(t, e, s)
+	const n = 8
+	pairs, errs := refreshAtOnce(t, e, p0.RefreshToken, n)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("refresh %d of %d concurrent refreshes with one token failed: %v", i+1, n, err)
+		}
+	}
+	current := pairs[0].RefreshToken
+	for _, p := range pairs {
+		if p.RefreshToken != current {
+			t.Fatal("concurrent refreshes handed out different refresh tokens")
+		}
+		if p.SessionID != p0.SessionID {
+			t.Fatalf("a concurrent refresh changed the session")
+		}
+		mustVerify(t, e, p.AccessToken)
+	}
+	if current == p0.RefreshToken {
+		t.Fatal("the refresh token did not rotate")
+	}
+	next := mustRefresh(t, e, current)
+	mustVerify(t, e, next.AccessToken)
+	mustVerify(t, e, pairs[n-1].AccessToken)
+	if list, err := e.Strategy.Sessions(ctx(t), s.UserID); err != nil || len(list) != 1 {
+		t.Fatalf("after concurrent refreshes the user has sessions %v (%v), want the one", list, err)
+	}
+}
+
+// concurrentRefreshWithoutGrace: with the grace window off, one refresh
+// wins and the others are taken as reuse, which revokes the family.
+func concurrentRefreshWithoutGrace(t *testing.T, e Env) {
+	s := e.NewSubject(t)
+	p0 := issue(t, e, s)
+	const n = 8
+	pairs, errs := refreshAtOnce(t, e, p0.RefreshToken, n)
 	wins, reused := 0, 0
 	var winner token.Pair
-	for i, err := range results {
+	for i, err := range errs {
 		switch {
 		case err == nil:
 			wins++
@@ -453,9 +570,37 @@ func concurrentRefresh(t *testing.T, e Env) {
 	if wins != 1 || reused < 1 {
 		t.Fatalf("%d concurrent refreshes with one token: %d succeeded, %d detected reuse; want exactly 1 success and at least 1 reuse", n, wins, reused)
 	}
-	// The reuse revoked the family, the winner's tokens included.
-	mustRefuse(t, e, winner.AccessToken, "the winner's access token after reuse detection")
+	refuseFor(t, e, winner.AccessToken, token.ReasonRevoked, "the winner's access token after reuse detection")
 	refuseRefresh(t, e, winner.RefreshToken, token.ErrInvalidRefresh, "the winner's refresh token after reuse detection")
+}
+
+// graceWindow: the refresh token a refresh just replaced is accepted again
+// for the grace window, answers the current refresh token and revokes
+// nothing; after the window it is a reuse.
+func graceWindow(t *testing.T, e Env) {
+	s := e.NewSubject(t)
+	p0 := issue(t, e, s)
+	p1 := mustRefresh(t, e, p0.RefreshToken)
+	e.Clock.Advance(DefaultGrace - time.Second)
+	late := mustRefresh(t, e, p0.RefreshToken)
+	if late.RefreshToken != p1.RefreshToken {
+		t.Fatal("a refresh within the grace window did not answer the current refresh token")
+	}
+	if late.AccessToken == p1.AccessToken {
+		t.Fatal("a refresh within the grace window did not issue a new access token")
+	}
+	mustVerify(t, e, late.AccessToken)
+	mustVerify(t, e, p1.AccessToken)
+
+	// The current token still rotates; the one before it is now the one in grace.
+	e.Clock.Advance(2 * time.Second)
+	p2 := mustRefresh(t, e, p1.RefreshToken)
+	mustVerify(t, e, p2.AccessToken)
+
+	// Past the grace window, the token replaced first is a reuse.
+	e.Clock.Advance(DefaultGrace + time.Second)
+	refuseRefresh(t, e, p1.RefreshToken, token.ErrRefreshReused, "a replaced refresh token after the grace window")
+	refuseFor(t, e, p2.AccessToken, token.ReasonRevoked, "the session's newest access token after the reuse")
 }
 
 func pairHidesTokens(t *testing.T, e Env) {
