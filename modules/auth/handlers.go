@@ -95,6 +95,9 @@ const MaxCodeLen = 256
 type loginRequest struct {
 	Code  *string `json:"code"`
 	AppID *string `json:"appid"`
+	// AnonymousCode is Douyin's anonymousCode (tt.login): alone from a
+	// device not logged in to Douyin, or next to the code.
+	AnonymousCode *string `json:"anonymous_code"`
 	// Client is miniprogram, h5, app or web (default: from the app's kind);
 	// Device is free text naming the device, kept on the session.
 	Client *string `json:"client"`
@@ -136,24 +139,21 @@ func (h *Handlers) Login(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if req.Code == nil || *req.Code == "" {
-		return httpserver.BadRequest("missing_code", "the request body must carry the login code (wx.login's) as \"code\"")
+	cred, err := credentials(app, req.Code, req.AnonymousCode)
+	if err != nil {
+		return err
 	}
 	client, device, err := req.session(app)
 	if err != nil {
 		return err
 	}
-	code := *req.Code
-	if len(code) > MaxCodeLen || !printableASCII(code) {
-		return httpserver.NewError(fiber.StatusUnauthorized, "invalid_code", "the code is not a login code; call the login again for a new one")
-	}
-	sum := sha256.Sum256([]byte(app.AppID + "\x00" + code))
+	sum := sha256.Sum256([]byte(app.AppID + "\x00" + cred.Code + "\x00" + cred.AnonymousCode))
 	key := hex.EncodeToString(sum[:])
 	// Detached from the request: the shared call must finish even if the
 	// first caller goes away, since the code is spent at the platform either way.
 	ctx := context.WithoutCancel(c.UserContext())
 	v, err, _ := h.logins.Do(key, func() (any, error) {
-		return h.login(ctx, app, prov, provider.Credentials{Code: code}, client, device)
+		return h.login(ctx, app, prov, cred, client, device)
 	})
 	if err != nil {
 		return err
@@ -179,27 +179,63 @@ func (h *Handlers) resolveApp(appid *string) (config.App, provider.Provider, err
 	return app, prov, nil
 }
 
-func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Provider, cred provider.Credentials, client, device string) (TokenResponse, error) {
+// credentials checks the codes a login (or a bind) sends: a code, and for
+// Douyin an anonymous code next to it or alone.
+func credentials(app config.App, code, anonymous *string) (provider.Credentials, error) {
+	var c provider.Credentials
+	if code != nil {
+		c.Code = *code
+	}
+	if anonymous != nil {
+		c.AnonymousCode = *anonymous
+	}
+	if c.AnonymousCode != "" && app.Platform != config.PlatformDouyin {
+		return c, httpserver.BadRequest("invalid_request", `"anonymous_code" is Douyin's; this app is not a Douyin app`)
+	}
+	if c.Code == "" && c.AnonymousCode == "" {
+		return c, httpserver.BadRequest("missing_code", `the request body must carry the login code (wx.login's) as "code"`)
+	}
+	for _, v := range []string{c.Code, c.AnonymousCode} {
+		if len(v) > MaxCodeLen || !printableASCII(v) {
+			return c, httpserver.NewError(fiber.StatusUnauthorized, "invalid_code", "the code is not a login code; call the login again for a new one")
+		}
+	}
+	return c, nil
+}
+
+// identity asks the app's provider for the identity cred proves, as the
+// user store takes it.
+func identity(ctx context.Context, app config.App, prov provider.Provider, cred provider.Credentials) (user.LoginInput, error) {
 	id, err := prov.Login(ctx, app, cred)
 	if err != nil {
-		return TokenResponse{}, err
+		return user.LoginInput{}, err
 	}
-	if id.Provider != app.Platform || id.AppID != app.AppID || id.OpenID == "" {
-		return TokenResponse{}, fmt.Errorf("auth: the %s provider vouched for an identity of another app or none", app.Platform)
+	if id.Provider != app.Platform || id.AppID != app.AppID || (id.OpenID == "" && id.AnonymousOpenID == "") {
+		return user.LoginInput{}, fmt.Errorf("auth: the %s provider vouched for an identity of another app or none", app.Platform)
 	}
-	res, err := h.users.Login(ctx, user.LoginInput{
+	return user.LoginInput{
 		Provider: id.Provider, Kind: id.Kind, AppID: id.AppID, OpenID: id.OpenID, UnionID: id.UnionID,
 		SessionKey: id.SessionKey.Reveal(), Nickname: id.Nickname, AvatarURL: id.AvatarURL,
-	})
+		AnonymousOpenID: id.AnonymousOpenID,
+	}, nil
+}
+
+func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Provider, cred provider.Credentials, client, device string) (TokenResponse, error) {
+	in, err := identity(ctx, app, prov, cred)
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	pair, err := h.strategy.Issue(ctx, token.Subject{UserID: res.User.ID, Provider: id.Provider, AppID: id.AppID, OpenID: id.OpenID,
+	res, err := h.users.Login(ctx, in)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	key := user.KeyOf(res.Identity)
+	pair, err := h.strategy.Issue(ctx, token.Subject{UserID: res.User.ID, Provider: key.Provider, AppID: key.AppID, OpenID: key.OpenID,
 		Client: client, Device: device})
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	view := user.View(res.User, user.KeyOf(res.Identity))
+	view := user.View(res.User, key)
 	h.logger.Info("login", zap.Int("user_id", res.User.ID), zap.String("appid", app.AppID), zap.Bool("created", res.Created))
 	return tokenResponse(pair, &view), nil
 }

@@ -45,6 +45,8 @@ var Module = fx.Module("auth",
 		httpserver.AsRoute(NewSDK),
 		// The caller's sessions: GET/DELETE /api/v1/auth/sessions (sessions.go).
 		httpserver.AsRoute(NewSessions),
+		// The caller's accounts: POST/DELETE /api/v1/me/identities (identities.go).
+		httpserver.AsRoute(NewIdentities),
 	),
 )
 

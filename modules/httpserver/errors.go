@@ -204,8 +204,8 @@ func mapProvider(err error) *Error {
 	case provider.KindUnsupported:
 		return &Error{Status: fiber.StatusBadRequest, Code: "not_supported", Message: name + " does not offer this for this app"}
 	case provider.KindRefused:
-		return &Error{Status: fiber.StatusForbidden, Code: "login_refused", Message: name + " did not vouch for a real user " +
-			"(a WeChat snapshot-page user must tap \"使用完整服务\" and authorize again)"}
+		return &Error{Status: fiber.StatusForbidden, Code: "login_refused", Message: name + " refused to vouch for this user or data " +
+			"(a WeChat snapshot-page user must tap \"使用完整服务\" and authorize again; Alipay phone data must come signed)"}
 	}
 	return &Error{Status: fiber.StatusBadGateway, Code: platform + "_error", Message: name + " refused the request"}
 }

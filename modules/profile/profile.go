@@ -70,6 +70,8 @@ type phoneRequest struct {
 	Code          *string `json:"code"`
 	EncryptedData *string `json:"encrypted_data"`
 	IV            *string `json:"iv"`
+	// Response is Alipay's my.getPhoneNumber response string.
+	Response *string `json:"response"`
 }
 
 // Phone stores the caller's phone number, from the button's code
@@ -83,12 +85,20 @@ func (h *Handlers) Phone(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	hasCode := req.Code != nil && *req.Code != ""
 	hasData := req.EncryptedData != nil || req.IV != nil
+	hasResponse := req.Response != nil && *req.Response != ""
 	app, phones, err := h.phoneProvider(p.AppID)
 	if err != nil {
 		return err
 	}
 	var preq provider.PhoneRequest
 	switch {
+	case hasResponse && (hasCode || hasData):
+		return httpserver.BadRequest("invalid_request", `send "response" (Alipay) alone`)
+	case hasResponse:
+		if len(*req.Response) > maxEncryptedDataLen {
+			return httpserver.BadRequest("invalid_encrypted_data", "the response is too long")
+		}
+		preq.Response, preq.OpenID = *req.Response, p.OpenID
 	case hasCode && hasData:
 		return httpserver.BadRequest("invalid_request", `send either "code" or "encrypted_data" with "iv", not both`)
 	case hasCode:
@@ -107,7 +117,7 @@ func (h *Handlers) Phone(c *fiber.Ctx) error {
 		}
 		preq.EncryptedData, preq.IV, preq.SessionKey, preq.OpenID = ed, iv, provider.Secret(id.SessionKey), p.OpenID
 	default:
-		return httpserver.BadRequest("invalid_request", `send "code" from the getPhoneNumber button, or its "encrypted_data" and "iv"`)
+		return httpserver.BadRequest("invalid_request", `send "code" from the getPhoneNumber button, or its "encrypted_data" and "iv" (Alipay: my.getPhoneNumber's "response")`)
 	}
 	info, err := phones.Phone(ctx, app, preq)
 	if err != nil {
