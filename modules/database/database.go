@@ -40,6 +40,7 @@ import (
 var Module = fx.Module("database",
 	fx.Provide(
 		New,
+		NewBatch,
 		health.AsCheck(func(c *ent.Client) health.Check {
 			return health.Check{Name: "database", Run: func(ctx context.Context) error { return Ping(ctx, c) }}
 		}),
@@ -78,6 +79,17 @@ func New(p Params) (*ent.Client, error) {
 		OnStop: func(context.Context) error { return client.Close() },
 	})
 	return client, nil
+}
+
+// NewBatch opens the batch pool for MySQL (nil for the other drivers) and
+// closes it when the application stops.
+func NewBatch(lc fx.Lifecycle, cfg config.Database) (*Batch, error) {
+	b, err := OpenBatch(cfg)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(b.Close))
+	return b, nil
 }
 
 // Open opens an ent client for the configured driver without touching the

@@ -34,7 +34,13 @@ func NewDB(client *ent.Client, o Options) (*DB, error) {
 	}
 	o = o.complete()
 	d := &DB{client: client, opt: o}
-	d.sessions = sessions{client: client, opt: o, access: d.storeAccess,
+	d.sessions = sessions{client: client, opt: o, access: d.storeAccess, batch: o.Batch,
+		batchAccess: func(row *ent.Session, now time.Time) (string, time.Time, string, []any, error) {
+			exp := expiry(now, o.Config.TTL)
+			access := newOpaque(o, row.UserID, exp)
+			return access, exp, "INSERT INTO access_tokens (token_hash, session_id, user_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+				[]any{hashHex(access), row.ID, row.UserID, exp, now}, nil
+		},
 		end: func(ctx context.Context, tx *ent.Client, e ending, now time.Time) error {
 			return recordRevocations(ctx, tx, e.userID, e.sids, e.reason, expiry(now, o.Config.TTL), now)
 		}}

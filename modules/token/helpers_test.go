@@ -9,6 +9,7 @@ import (
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/testutil"
+	"github.com/wxlogin/wxlogin/modules/database"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/token/tokentest"
 )
@@ -61,6 +62,8 @@ func (k kind) needsRedis() bool { return k.strategy == token.NameRedis || k.redi
 // stores are what a strategy is built on.
 type stores struct {
 	client *ent.Client
+	// batch is set on "mariadb+batch": sessions issued in one round trip.
+	batch  *database.Batch
 	rdb    redis.UniversalClient
 	prefix string
 	// stop makes the stores stop answering (set by openBreakable).
@@ -71,12 +74,18 @@ type stores struct {
 const (
 	backendRedis   = "redis"
 	backendCluster = "redis-cluster"
+	// backendBatch is MariaDB with the one-round-trip issue of production.
+	backendBatch = "mariadb+batch"
 )
 
 func openStores(t testing.TB, k kind, backend string) stores {
 	t.Helper()
 	var s stores
-	if k.strategy != token.NameRedis {
+	if backend == backendBatch {
+		cfg := testutil.MariaDBConfig(t)
+		s.client = testutil.Open(t, cfg)
+		s.batch = openBatch(t, cfg)
+	} else if k.strategy != token.NameRedis {
 		s.client = testutil.Database(t, sqlBackend(backend))
 	}
 	if k.needsRedis() {
@@ -102,7 +111,11 @@ func openBreakable(t testing.TB, k kind, backend string) stores {
 		default:
 			cfg := testutil.MariaDBConfig(t)
 			p := testutil.NewProxy(t, testutil.MariaDBAddr)
-			s.client = testutil.Open(t, testutil.MariaDBVia(t, cfg, p.Addr()))
+			via := testutil.MariaDBVia(t, cfg, p.Addr())
+			s.client = testutil.Open(t, via)
+			if backend == backendBatch {
+				s.batch = openBatch(t, via)
+			}
 			s.stop = append(s.stop, p.Stop)
 		}
 	}
@@ -135,6 +148,7 @@ func (s stores) breakAll() {
 func build(t testing.TB, k kind, s stores, cfg config.Token, o token.Options) token.Strategy {
 	t.Helper()
 	o.Config = cfg
+	o.Batch = s.batch
 	var st token.Strategy
 	var err error
 	switch k.strategy {
@@ -179,12 +193,22 @@ func backendsFor(k kind) []string {
 	if k.redisDeny {
 		return []string{"mariadb", backendCluster}
 	}
-	return testutil.Backends
+	return append(append([]string{}, testutil.Backends...), backendBatch)
+}
+
+func openBatch(t testing.TB, cfg config.Database) *database.Batch {
+	t.Helper()
+	b, err := database.OpenBatch(cfg)
+	if err != nil || b == nil {
+		t.Fatalf("open the batch pool: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
 
 // sqlBackend is the SQL database a backend name implies.
 func sqlBackend(backend string) string {
-	if backend == backendCluster || backend == backendRedis {
+	if backend == backendCluster || backend == backendRedis || backend == backendBatch {
 		return "mariadb"
 	}
 	return backend

@@ -67,7 +67,11 @@ func NewJWT(client *ent.Client, keys *KeySet, deny DenyList, o Options) (*JWT, e
 		),
 		revoked: newRevocationSet(deny, o.Config.TTL, o.Now, o.Logger),
 	}
-	j.sessions = sessions{client: client, opt: o, access: j.signFor, end: j.denyTx}
+	j.sessions = sessions{client: client, opt: o, access: j.signFor, end: j.denyTx, batch: o.Batch,
+		batchAccess: func(row *ent.Session, now time.Time) (string, time.Time, string, []any, error) {
+			tok, exp, err := j.sign(row.ID, row.UserID, row.Provider, row.Appid, row.Openid, now)
+			return tok, exp, "", nil, err
+		}}
 	j.unsub = o.Feed.Subscribe(j.revoked)
 	return j, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/modules/database"
 )
 
 // Module provides the configured [Strategy] (behind [Cached] unless
@@ -70,6 +71,8 @@ type StrategyParams struct {
 	Logger      *zap.Logger
 	Keys        *KeySet
 	Feed        Feed
+	// Batch is provided on MySQL: sessions are issued in one round trip.
+	Batch *database.Batch `optional:"true"`
 }
 
 // ProvideStrategy builds the strategy config.Token.Strategy names, behind
@@ -77,7 +80,7 @@ type StrategyParams struct {
 // its deny list in Redis when a Redis client is provided, else in the
 // database.
 func ProvideStrategy(p StrategyParams) (Strategy, error) {
-	o := Options{Config: p.Config, Feed: p.Feed, Logger: p.Logger}
+	o := Options{Config: p.Config, Feed: p.Feed, Logger: p.Logger, Batch: p.Batch}
 	var s Strategy
 	var err error
 	switch p.Config.Strategy {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/database"
 )
 
 // Options are what every strategy constructor takes besides its storage.
@@ -29,6 +30,10 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now. Tests move it forward.
 	Now func() time.Time
+	// Batch lets the jwt and db strategies issue a session in one round
+	// trip on MySQL (database.Module provides it there); nil: statement by
+	// statement.
+	Batch *database.Batch
 
 	// refreshKeys tag refresh secrets (see newRefreshSecret); the first tags.
 	refreshKeys [][]byte

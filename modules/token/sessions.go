@@ -15,6 +15,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/predicate"
 	"github.com/wxlogin/wxlogin/ent/session"
 	"github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/modules/database"
 )
 
 // sessions keeps the sessions (refresh families) of the jwt and db
@@ -30,6 +31,10 @@ type sessions struct {
 	// it ended: the strategy records what verification needs (revocation
 	// rows, the deny list).
 	end func(ctx context.Context, tx *ent.Client, e ending, now time.Time) error
+	// batch, when set (MySQL), lets issue take one round trip;
+	// batchAccess then makes the access token (see batchIssue).
+	batch       *database.Batch
+	batchAccess accessStatement
 }
 
 // ending is what one revocation ended.
@@ -44,6 +49,9 @@ type ending struct {
 // user's other sessions in the same transaction. The user's row is locked
 // for the transaction, so concurrent logins of one user see each other.
 func (s *sessions) issue(ctx context.Context, subj Subject) (Pair, error) {
+	if s.batch != nil && s.batchAccess != nil {
+		return s.batchIssue(ctx, subj)
+	}
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	now := s.opt.Now()

@@ -9,6 +9,7 @@ import (
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/internal/seal"
+	"github.com/wxlogin/wxlogin/modules/database"
 )
 
 // Module provides the ent-backed Store with the merge hooks and listeners
@@ -20,7 +21,9 @@ var Module = fx.Module("user",
 // Params are NewStore's dependencies.
 type Params struct {
 	fx.In
-	Client    *ent.Client
+	Client *ent.Client
+	// Batch lets a returning login take one round trip on MySQL (nil elsewhere).
+	Batch     *database.Batch `optional:"true"`
 	Config    config.Identity
 	Hooks     []MergeHook `group:"user.merge_hooks"`
 	Listeners []Listener  `group:"user.listeners"`
@@ -41,6 +44,9 @@ func NewStore(p Params) (*EntStore, error) {
 	opts := []Option{WithMerge(p.Config.MergeOn()), WithMergeHooks(p.Hooks...), WithListeners(p.Listeners...), WithSessionKeyRing(ring)}
 	if p.Logger != nil {
 		opts = append(opts, WithLogger(p.Logger))
+	}
+	if p.Batch != nil {
+		opts = append(opts, WithBatch(p.Batch))
 	}
 	return NewEntStore(p.Client, opts...), nil
 }

@@ -46,6 +46,7 @@ import (
 	entunionlink "github.com/wxlogin/wxlogin/ent/unionlink"
 	entuser "github.com/wxlogin/wxlogin/ent/user"
 	"github.com/wxlogin/wxlogin/internal/seal"
+	"github.com/wxlogin/wxlogin/modules/database"
 )
 
 // ErrNotFound means no (active) user or identity answers to the given key.
@@ -192,6 +193,7 @@ type Store interface {
 // EntStore is the Store on an ent client.
 type EntStore struct {
 	client    *ent.Client
+	batch     *database.Batch
 	ring      *seal.Ring
 	now       func() time.Time
 	merge     bool
@@ -341,6 +343,28 @@ var errRaced = errors.New("user: concurrent login, try again")
 func (s *EntStore) login(ctx context.Context, in LoginInput) (*LoginResult, error) {
 	now := s.now()
 	key := in.Key()
+	if s.batch != nil {
+		res, ok, unknown, err := s.batchLogin(ctx, in, now)
+		if err != nil {
+			return nil, err
+		}
+		if unknown {
+			// A first login: the user, the link and the identity at once.
+			if res, ok, err = s.batchCreate(ctx, in, now); err != nil {
+				return nil, err
+			}
+			if ok {
+				return res, nil
+			}
+		} else if ok {
+			if res.User, err = s.fillProfile(ctx, s.client, res.User, in); err != nil {
+				return nil, err
+			}
+			res.Identity = identityIn(res.User, key)
+			return res, nil
+		}
+		return s.slowLogin(ctx, in, now)
+	}
 	// Fast path: a known identity whose unionid is what the platform says
 	// (or the platform said none): one UPDATE, then the read.
 	upd := s.client.Identity.Update().
@@ -370,9 +394,14 @@ func (s *EntStore) login(ctx context.Context, in LoginInput) (*LoginResult, erro
 		}
 		return &LoginResult{User: u, Identity: identityIn(u, key)}, nil
 	}
-	// Slow path: a new identity, or a unionid learnt now.
+	return s.slowLogin(ctx, in, now)
+}
+
+// slowLogin is a login of a new identity, or of one whose unionid is learnt
+// now: in a transaction.
+func (s *EntStore) slowLogin(ctx context.Context, in LoginInput, now time.Time) (*LoginResult, error) {
 	var res *LoginResult
-	err = s.inTx(ctx, func(tx *ent.Tx) error {
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
 		var err error
 		res, err = s.loginTx(ctx, tx, in, now)
 		return err

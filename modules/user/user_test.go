@@ -18,10 +18,30 @@ import (
 	entuser "github.com/wxlogin/wxlogin/ent/user"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/internal/testutil"
+	"github.com/wxlogin/wxlogin/modules/database"
 	"github.com/wxlogin/wxlogin/modules/user"
 )
 
 func ptr(s string) *string { return &s }
+
+// storeBackends are the databases the contracts run on; "mariadb+batch" is
+// MariaDB with the one-round-trip login of production.
+var storeBackends = append(append([]string{}, testutil.Backends...), "mariadb+batch")
+
+// storeFor opens a backend and the store options it needs.
+func storeFor(t *testing.T, backend string) (*ent.Client, []user.Option) {
+	t.Helper()
+	if backend != "mariadb+batch" {
+		return testutil.Database(t, backend), nil
+	}
+	cfg := testutil.MariaDBConfig(t)
+	client := testutil.Open(t, cfg)
+	b, err := database.OpenBatch(cfg)
+	require.NoError(t, err)
+	require.NotNil(t, b)
+	t.Cleanup(func() { b.Close() })
+	return client, []user.Option{user.WithBatch(b)}
+}
 
 // mini and oauth are logins through a mini program and an OAuth app.
 func mini(appid, openid, unionid string) user.LoginInput {
@@ -91,12 +111,15 @@ func moveOrders(ctx context.Context, tx *ent.Tx, from, into int) error {
 
 // TestStoreContract runs the same behaviour against every backend.
 func TestStoreContract(t *testing.T) {
-	for _, backend := range testutil.Backends {
+	for _, backend := range storeBackends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			client := testutil.Database(t, backend)
+			client, base := storeFor(t, backend)
+			newStore := func(opts ...user.Option) *user.EntStore {
+				return user.NewEntStore(client, append(append([]user.Option{}, base...), opts...)...)
+			}
 			ev := &events{}
-			s := user.NewEntStore(client, user.WithListeners(ev.listen))
+			s := newStore(user.WithListeners(ev.listen))
 			ctx := context.Background()
 
 			t.Run("login creates then finds the same user", func(t *testing.T) {
@@ -173,7 +196,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("late unionid merges the younger user into the older", func(t *testing.T) {
 				createOrders(t, client)
-				ms := user.NewEntStore(client, user.WithMergeHooks(moveOrders), user.WithListeners(ev.listen))
+				ms := newStore(user.WithMergeHooks(moveOrders), user.WithListeners(ev.listen))
 				older, err := ms.Login(ctx, mini("wxA", "o-late-a", "u-late"))
 				require.NoError(t, err)
 				_, err = ms.UpdateProfile(ctx, older.User.ID, user.ProfileUpdate{Nickname: ptr("Older")})
@@ -210,7 +233,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("a failing merge hook leaves everything as it was", func(t *testing.T) {
 				boom := errors.New("orders service says no")
-				ms := user.NewEntStore(client, user.WithListeners(ev.listen), user.WithMergeHooks(
+				ms := newStore(user.WithListeners(ev.listen), user.WithMergeHooks(
 					func(ctx context.Context, tx *ent.Tx, from, into int) error { return moveOrders(ctx, tx, from, into) },
 					func(context.Context, *ent.Tx, int, int) error { return boom },
 				))
@@ -238,7 +261,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("merge off records the unionid and keeps both users", func(t *testing.T) {
 				core, logs := observer.New(zap.WarnLevel)
-				off := user.NewEntStore(client, user.WithMerge(false), user.WithLogger(zap.New(core)))
+				off := newStore(user.WithMerge(false), user.WithLogger(zap.New(core)))
 				a, err := off.Login(ctx, mini("wxA", "o-off-a", "u-off"))
 				require.NoError(t, err)
 				b, err := off.Login(ctx, mini("wxB", "o-off-b", ""))
@@ -291,7 +314,7 @@ func TestStoreContract(t *testing.T) {
 			t.Run("session keys are encrypted at rest, bound to their identity", func(t *testing.T) {
 				ring, err := seal.New(seal.Key{ID: "k1", Secret: make([]byte, seal.KeySize)})
 				require.NoError(t, err)
-				sealed := user.NewEntStore(client, user.WithSessionKeyRing(ring))
+				sealed := newStore(user.WithSessionKeyRing(ring))
 				in := mini("wxA", "o-rest", "")
 				in.SessionKey = "o0q0otL8aEzpcZL/FT9WsQ=="
 				r, err := sealed.Login(ctx, in)
@@ -319,7 +342,7 @@ func TestStoreContract(t *testing.T) {
 				// Rotation: a new first key seals, the old one still opens.
 				rotated, err := seal.New(seal.Key{ID: "k2", Secret: []byte("0123456789abcdef0123456789abcdef")}, seal.Key{ID: "k1", Secret: make([]byte, seal.KeySize)})
 				require.NoError(t, err)
-				id, err = user.NewEntStore(client, user.WithSessionKeyRing(rotated)).Identity(ctx, r.User.ID, key)
+				id, err = newStore(user.WithSessionKeyRing(rotated)).Identity(ctx, r.User.ID, key)
 				require.NoError(t, err)
 				require.Equal(t, in.SessionKey, id.SessionKey)
 				// A key kept in clear by an older version still reads.
@@ -367,7 +390,7 @@ func TestStoreContract(t *testing.T) {
 
 			t.Run("listeners hear registrations and logins", func(t *testing.T) {
 				seen := &events{}
-				ls := user.NewEntStore(client, user.WithListeners(seen.listen, func(context.Context, user.Event) { panic("a broken listener") }))
+				ls := newStore(user.WithListeners(seen.listen, func(context.Context, user.Event) { panic("a broken listener") }))
 				r, err := ls.Login(ctx, mini("wxA", "o-ev", ""))
 				require.NoError(t, err, "a panicking listener cannot break a login")
 				_, err = ls.Login(ctx, mini("wxA", "o-ev", ""))
@@ -496,10 +519,10 @@ func TestStoreContract(t *testing.T) {
 // TestConcurrentFirstLogins: 30 first logins at once make exactly one user,
 // whether they come through one app or two apps with one unionid.
 func TestConcurrentFirstLogins(t *testing.T) {
-	for _, backend := range testutil.Backends {
+	for _, backend := range storeBackends {
 		t.Run(backend, func(t *testing.T) {
-			client := testutil.Database(t, backend)
-			s := user.NewEntStore(client)
+			client, base := storeFor(t, backend)
+			s := user.NewEntStore(client, base...)
 			ctx := context.Background()
 			cases := map[string]func(i int) user.LoginInput{
 				"one app": func(int) user.LoginInput { return mini("wxA", "same-openid", "") },
