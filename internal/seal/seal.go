@@ -74,6 +74,15 @@ func New(keys ...Key) (*Ring, error) {
 	return r, nil
 }
 
+// Must returns the ring of New or panics: for keys that cannot be wrong
+// (derived ones).
+func Must(r *Ring, err error) *Ring {
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
 // Derive makes a key from a longer secret for one purpose, so that one
 // configured secret can serve several uses without their keys meeting.
 func Derive(secret, purpose string) Key {
@@ -119,6 +128,41 @@ func (r *Ring) Open(sealed string, aad []byte) ([]byte, error) {
 			return nil, ErrOpen
 		}
 		return plain, nil
+	}
+	return nil, ErrOpen
+}
+
+// Compact forms leave the key id and prefix out, for values whose length is
+// a contract (an opaque access token): nonce ‖ ciphertext ‖ tag, sealed with
+// the first key and opened by trying every key of the ring.
+const (
+	// NonceSize and Overhead are the compact form's bytes besides the
+	// plaintext: CompactLen(n) = NonceSize + n + Overhead.
+	NonceSize = 12
+	Overhead  = 16
+)
+
+// CompactLen is the length in bytes of a compact sealed plaintext of n bytes.
+func CompactLen(n int) int { return NonceSize + n + Overhead }
+
+// SealCompact encrypts plaintext under the first key, bound to aad, in the
+// compact form.
+func (r *Ring) SealCompact(plaintext, aad []byte) []byte {
+	out := make([]byte, NonceSize, CompactLen(len(plaintext)))
+	_, _ = rand.Read(out) // crypto/rand does not fail
+	return r.keys[0].aead.Seal(out, out, plaintext, aad)
+}
+
+// OpenCompact decrypts a compact sealed value bound to aad with whichever
+// key of the ring authenticates it.
+func (r *Ring) OpenCompact(sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < NonceSize+Overhead {
+		return nil, ErrOpen
+	}
+	for _, k := range r.keys {
+		if plain, err := k.aead.Open(nil, sealed[:NonceSize], sealed[NonceSize:], aad); err == nil {
+			return plain, nil
+		}
 	}
 	return nil, ErrOpen
 }

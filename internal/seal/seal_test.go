@@ -77,3 +77,29 @@ func TestDerive(t *testing.T) {
 	require.Len(t, a.Secret, seal.KeySize)
 	require.NotContains(t, a.ID, "secret")
 }
+
+func TestCompact(t *testing.T) {
+	old, _ := seal.New(key("old", 1))
+	s := old.SealCompact([]byte("12 bytes....."), []byte("access"))
+	require.Len(t, s, seal.CompactLen(13), "no prefix, no key id: a fixed length")
+	require.NotEqual(t, s, old.SealCompact([]byte("12 bytes....."), []byte("access")), "a fresh nonce every time")
+
+	rotated, _ := seal.New(key("new", 2), key("old", 1))
+	plain, err := rotated.OpenCompact(s, []byte("access"))
+	require.NoError(t, err, "every key of the ring is tried")
+	require.Equal(t, "12 bytes.....", string(plain))
+	_, err = seal.Must(seal.New(key("old", 2))).OpenCompact(s, []byte("access"))
+	require.ErrorIs(t, err, seal.ErrOpen, "keys are told apart by their bytes, not their ids")
+	_, err = rotated.OpenCompact(s, []byte("refresh"))
+	require.ErrorIs(t, err, seal.ErrOpen, "bound to its purpose")
+	for i := range s {
+		flipped := bytes.Clone(s)
+		flipped[i] ^= 0x80
+		_, err = rotated.OpenCompact(flipped, []byte("access"))
+		require.ErrorIs(t, err, seal.ErrOpen, "byte %d flipped", i)
+	}
+	for _, short := range [][]byte{nil, s[:seal.NonceSize+seal.Overhead-1]} {
+		_, err = rotated.OpenCompact(short, []byte("access"))
+		require.ErrorIs(t, err, seal.ErrOpen)
+	}
+}

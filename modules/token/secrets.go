@@ -2,20 +2,20 @@ package token
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/modules/database"
 )
 
@@ -39,7 +39,7 @@ type Options struct {
 	refreshKeys [][]byte
 	// access seals opaque access tokens, refresh the current refresh secret
 	// kept for the grace window, sid the user id in redis session ids.
-	access, refresh, sid sealer
+	access, refresh, sid *seal.Ring
 }
 
 func (o Options) complete() Options {
@@ -57,9 +57,9 @@ func (o Options) complete() Options {
 	o.Now = func() time.Time { return now().UTC() }
 	secrets := append([]string{o.Config.Secret}, o.Config.PreviousSecretList()...)
 	o.refreshKeys = derive(secrets, "wxlogin refresh token tag")
-	o.access = newSealer(derive(secrets, "wxlogin opaque access token v2"))
-	o.refresh = newSealer(derive(secrets, "wxlogin sealed refresh secret v1"))
-	o.sid = newSealer(derive(secrets, "wxlogin redis session id v1"))
+	o.access = ring(derive(secrets, "wxlogin opaque access token v2"))
+	o.refresh = ring(derive(secrets, "wxlogin sealed refresh secret v1"))
+	o.sid = ring(derive(secrets, "wxlogin redis session id v1"))
 	return o
 }
 
@@ -72,6 +72,16 @@ func derive(secrets []string, purpose string) [][]byte {
 		keys = append(keys, mac.Sum(nil))
 	}
 	return keys
+}
+
+// ring seals small values with AES-256-GCM under the keys of one purpose:
+// the current secret's key seals, every key opens (secret rotation).
+func ring(keys [][]byte) *seal.Ring {
+	ks := make([]seal.Key, len(keys))
+	for i, k := range keys {
+		ks[i] = seal.Key{ID: fmt.Sprint("k", i), Secret: k}
+	}
+	return seal.Must(seal.New(ks...)) // 32-byte keys from derive: cannot fail
 }
 
 func (o Options) check() error {
@@ -181,50 +191,6 @@ func isBase64URL(s string, n int) bool {
 	return true
 }
 
-// sealer encrypts and authenticates small values with AES-256-GCM under
-// keys derived from the token secret; the first key seals, every key opens
-// (secret rotation).
-type sealer struct{ aeads []cipher.AEAD }
-
-func newSealer(keys [][]byte) sealer {
-	s := sealer{aeads: make([]cipher.AEAD, 0, len(keys))}
-	for _, k := range keys {
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			panic("token: AES key: " + err.Error()) // 32 bytes from derive: cannot happen
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			panic("token: GCM: " + err.Error())
-		}
-		s.aeads = append(s.aeads, aead)
-	}
-	return s
-}
-
-const nonceBytes = 12
-
-// seal returns nonce ‖ ciphertext ‖ tag of plain, bound to ad.
-func (s sealer) seal(plain, ad []byte) []byte {
-	out := make([]byte, nonceBytes, nonceBytes+len(plain)+16)
-	_, _ = rand.Read(out)
-	return s.aeads[0].Seal(out, out[:nonceBytes], plain, ad)
-}
-
-// open returns the plaintext of sealed; ok is false when no key
-// authenticates it.
-func (s sealer) open(sealed, ad []byte) ([]byte, bool) {
-	if len(sealed) < nonceBytes+16 {
-		return nil, false
-	}
-	for _, aead := range s.aeads {
-		if plain, err := aead.Open(nil, sealed[:nonceBytes], sealed[nonceBytes:], ad); err == nil {
-			return plain, true
-		}
-	}
-	return nil, false
-}
-
 // An opaque access token (db and redis strategies) is the base64url of a
 // sealed (expiry, user id): 12 bytes of nonce, 12 of ciphertext, 16 of tag.
 // The nonce makes it unguessable, the tag lets Verify refuse a forged or
@@ -234,7 +200,7 @@ func (s sealer) open(sealed, ad []byte) ([]byte, bool) {
 // only the token's SHA-256.
 const (
 	opaquePlain = 4 + 8
-	opaqueLen   = ((nonceBytes+opaquePlain+16)*8 + 5) / 6 // 40 bytes → 54 characters (no padding)
+	opaqueLen   = ((seal.NonceSize+opaquePlain+seal.Overhead)*8 + 5) / 6 // 40 bytes → 54 characters (no padding)
 )
 
 var adAccess = []byte("wxlogin access token")
@@ -244,7 +210,7 @@ func newOpaque(o Options, userID int, exp time.Time) string {
 	var plain [opaquePlain]byte
 	binary.BigEndian.PutUint32(plain[:4], uint32(exp.Unix()))
 	binary.BigEndian.PutUint64(plain[4:], uint64(userID))
-	return base64.RawURLEncoding.EncodeToString(o.access.seal(plain[:], adAccess))
+	return base64.RawURLEncoding.EncodeToString(o.access.SealCompact(plain[:], adAccess))
 }
 
 // parseOpaque opens an opaque access token; ok is false when it is
@@ -257,8 +223,8 @@ func parseOpaque(o Options, tok string) (userID int, exp time.Time, ok bool) {
 	if err != nil {
 		return 0, time.Time{}, false
 	}
-	plain, ok := o.access.open(raw, adAccess)
-	if !ok || len(plain) != opaquePlain {
+	plain, err := o.access.OpenCompact(raw, adAccess)
+	if err != nil || len(plain) != opaquePlain {
 		return 0, time.Time{}, false
 	}
 	uid := binary.BigEndian.Uint64(plain[4:])
@@ -273,13 +239,13 @@ var adSessionID = []byte("wxlogin redis session id")
 // redisSessionLen is the length of a redis session id: a sealed user id
 // (12 + 8 + 16 bytes), so that a refresh token names the hash tag of its
 // session's keys.
-const redisSessionLen = ((nonceBytes+8+16)*8 + 5) / 6 // 36 bytes → 48 characters
+const redisSessionLen = ((seal.NonceSize+8+seal.Overhead)*8 + 5) / 6 // 36 bytes → 48 characters
 
 // newRedisSessionID returns a session id that carries userID sealed.
 func newRedisSessionID(o Options, userID int) string {
 	var plain [8]byte
 	binary.BigEndian.PutUint64(plain[:], uint64(userID))
-	return base64.RawURLEncoding.EncodeToString(o.sid.seal(plain[:], adSessionID))
+	return base64.RawURLEncoding.EncodeToString(o.sid.SealCompact(plain[:], adSessionID))
 }
 
 // redisSessionUser opens a redis session id; ok is false for anything else.
@@ -291,8 +257,8 @@ func redisSessionUser(o Options, sid string) (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	plain, ok := o.sid.open(raw, adSessionID)
-	if !ok || len(plain) != 8 {
+	plain, err := o.sid.OpenCompact(raw, adSessionID)
+	if err != nil || len(plain) != 8 {
 		return 0, false
 	}
 	uid := binary.BigEndian.Uint64(plain)
@@ -305,7 +271,7 @@ func redisSessionUser(o Options, sid string) (int, bool) {
 // sealRefresh seals the current refresh secret of session sid for the
 // grace window: a caller that presents the secret it replaced gets it.
 func sealRefresh(o Options, sid, secret string) string {
-	return base64.RawURLEncoding.EncodeToString(o.refresh.seal([]byte(secret), []byte("wxlogin refresh "+sid)))
+	return base64.RawURLEncoding.EncodeToString(o.refresh.SealCompact([]byte(secret), []byte("wxlogin refresh "+sid)))
 }
 
 // openRefresh opens what sealRefresh sealed.
@@ -314,8 +280,8 @@ func openRefresh(o Options, sid, sealed string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	plain, ok := o.refresh.open(raw, []byte("wxlogin refresh "+sid))
-	if !ok || !isBase64URL(string(plain), secretLen) {
+	plain, err := o.refresh.OpenCompact(raw, []byte("wxlogin refresh "+sid))
+	if err != nil || !isBase64URL(string(plain), secretLen) {
 		return "", false
 	}
 	return string(plain), true
