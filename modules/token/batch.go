@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/ent"
-	"github.com/wxlogin/wxlogin/ent/session"
 )
 
 // accessStatement makes a session's first access token without writing
@@ -87,18 +86,9 @@ func (s *sessions) batchIssue(ctx context.Context, subj Subject) (Pair, error) {
 		return pair, nil
 	}
 	var ended []ending
-	err = withTx(ctx, s.client, func(ctx context.Context, tx *ent.Client) error {
-		ended = ended[:0]
-		for _, v := range victims {
-			e, err := s.endTx(ctx, tx, v, now, session.IDIn(v.sids...))
-			if err != nil {
-				return err
-			}
-			if len(e.sids) > 0 {
-				ended = append(ended, e)
-			}
-		}
-		return nil
+	err = withTx(ctx, s.client, func(ctx context.Context, tx *ent.Client) (err error) {
+		ended, err = s.endVictims(ctx, tx, victims, now)
+		return err
 	})
 	if err != nil {
 		// The login stands; the policy is applied again by the next login.

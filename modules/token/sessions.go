@@ -58,7 +58,6 @@ func (s *sessions) issue(ctx context.Context, subj Subject) (Pair, error) {
 	var pair Pair
 	var ended []ending
 	err := withTx(ctx, s.client, func(ctx context.Context, tx *ent.Client) error {
-		ended = ended[:0]
 		if err := lockUser(ctx, tx, subj.UserID); err != nil {
 			return err
 		}
@@ -66,14 +65,8 @@ func (s *sessions) issue(ctx context.Context, subj Subject) (Pair, error) {
 		if err != nil {
 			return err
 		}
-		for _, v := range victims {
-			e, err := s.endTx(ctx, tx, v, now, session.IDIn(v.sids...))
-			if err != nil {
-				return err
-			}
-			if len(e.sids) > 0 {
-				ended = append(ended, e)
-			}
+		if ended, err = s.endVictims(ctx, tx, victims, now); err != nil {
+			return err
 		}
 		sid := newSessionID()
 		secret := newRefreshSecret(s.opt, sid)
@@ -164,6 +157,21 @@ func lockUser(ctx context.Context, tx *ent.Client, userID int) error {
 		return unavailable("lock the user's sessions", err)
 	}
 	return nil
+}
+
+// endVictims ends the sessions a policy chose, returning those it ended.
+func (s *sessions) endVictims(ctx context.Context, tx *ent.Client, victims []ending, now time.Time) ([]ending, error) {
+	var ended []ending
+	for _, v := range victims {
+		e, err := s.endTx(ctx, tx, v, now, session.IDIn(v.sids...))
+		if err != nil {
+			return nil, err
+		}
+		if len(e.sids) > 0 {
+			ended = append(ended, e)
+		}
+	}
+	return ended, nil
 }
 
 // endTx marks the live sessions of e.userID that match where as ended with
