@@ -224,14 +224,14 @@ type Store interface {
 
 // EntStore is the Store on an ent client.
 type EntStore struct {
-	client    *ent.Client
-	ring      *seal.Ring
-	now       func() time.Time
+	client      *ent.Client
+	ring        *seal.Ring
+	now         func() time.Time
 	merge       bool
 	hooks       []MergeHook
 	deleteHooks []DeleteHook
 	listeners   []Listener
-	log       *zap.Logger
+	log         *zap.Logger
 }
 
 var _ Store = (*EntStore)(nil)
