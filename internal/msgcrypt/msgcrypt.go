@@ -1,6 +1,6 @@
 // Package msgcrypt signs, verifies, encrypts and decrypts WeChat's message
 // pushes (消息推送) the way the mini program console's "safe mode" does
-// (docs: /work/shared/docs/wechat-more.md B2–B4):
+// (WeChat's message-push and encryption docs):
 //
 //   - signature = lowercase hex SHA-1 of the parts sorted bytewise and
 //     concatenated: [Token, timestamp, nonce] for the URL check and plain
