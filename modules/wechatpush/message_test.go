@@ -19,6 +19,7 @@ func TestParseMessage(t *testing.T) {
 		// Some of WeChat's JSON samples put a space before the key; numbers may come as strings.
 		"json with the doc's typos": `{" ToUserName":"gh_123456789abc","FromUserName":"oSender","CreateTime":"1686708923","MsgType":"event",
 			"Event":"user_authorization_revoke"," OpenID":"o-user","appid":"wxA","RevokeInfo":"6,8","Extra":{"x":1}}`,
+		// [U] RevokeInfo as a list (a string of codes or an array): WeChat's samples show one code.
 		"json list": `{"ToUserName":"gh_123456789abc","FromUserName":"oSender","CreateTime":1686708923,"MsgType":"event",
 			"Event":"user_authorization_revoke","OpenID":"o-user","AppID":"wxA","RevokeInfo":[6,"8"]}`,
 		"xml": `<xml><ToUserName><![CDATA[gh_123456789abc]]></ToUserName><FromUserName><![CDATA[oSender]]></FromUserName>

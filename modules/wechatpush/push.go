@@ -241,6 +241,9 @@ func (h *Handlers) Receive(c *fiber.Ctx) error {
 		msg = outer
 	}
 	ctx := c.UserContext()
+	// [U] Whether WeChat's retries of a mini program push reuse timestamp
+	// and nonce: either way a retry after a 503 is handled (the claim is
+	// released) and one after a "success" is not.
 	request := "req\x00" + a.appid + "\x00" + ts + "\x00" + nonce + "\x00" + strings.ToLower(sig)
 	first, release := h.claim(ctx, request)
 	if !first {
