@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/modules/admin"
 	"github.com/wxlogin/wxlogin/modules/alipay"
 	"github.com/wxlogin/wxlogin/modules/alipay/alipayemu"
 	"github.com/wxlogin/wxlogin/modules/auth"
@@ -44,6 +45,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
 	"github.com/wxlogin/wxlogin/modules/wechat"
+	"github.com/wxlogin/wxlogin/modules/wechatpush"
 )
 
 func main() {
@@ -111,6 +113,8 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		profile.Module,
 		avatar.Module,
 		example.Module,
+		admin.Module,      // routes only with APP_ADMIN_TOKEN
+		wechatpush.Module, // routes for the apps with a push_token
 	}
 	for _, name := range configuredPlatforms(cfg) {
 		opts = append(opts, platforms[name].provider)
@@ -195,7 +199,8 @@ func serveEmulator(cfg *config.Config, stderr io.Writer) int {
 		}
 		mounts = append(mounts, m)
 	}
-	if err := emulator.Serve(ctx, cfg.Apps, cfg.WeChat.EmulatorAddr, stderr, mounts...); err != nil && !errors.Is(err, context.Canceled) {
+	opts := []emulator.Option{emulator.WithPushURL(cfg.HTTP.PublicURL)}
+	if err := emulator.ServeWith(ctx, cfg.Apps, cfg.WeChat.EmulatorAddr, stderr, opts, mounts...); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

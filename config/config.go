@@ -62,6 +62,7 @@ type Config struct {
 	Redis    Redis    `koanf:"redis"`
 	Avatar   Avatar   `koanf:"avatar"`
 	Identity Identity `koanf:"identity"`
+	Admin    Admin    `koanf:"admin"`
 	// Apps are the apps this deployment serves (APP_APPS, or the YAML list
 	// "apps"); APP_WECHAT_APPID/APP_WECHAT_SECRET add one WeChat mini program.
 	Apps Apps `koanf:"apps"`
@@ -186,6 +187,22 @@ type Avatar struct {
 	// MaxBytes caps an upload.
 	MaxBytes int64 `koanf:"max_bytes"`
 }
+
+// Admin configures the operators' API.
+type Admin struct {
+	// Token is the bearer token of the admin API (at least MinSecretBytes);
+	// empty: the admin API does not exist.
+	Token string `koanf:"token"`
+}
+
+// Enabled reports whether the admin API is on.
+func (a Admin) Enabled() bool { return a.Token != "" }
+
+// String hides the token.
+func (a Admin) String() string { return fmt.Sprintf("Admin{enabled: %t}", a.Enabled()) }
+
+// GoString hides the token from %#v.
+func (a Admin) GoString() string { return "config." + a.String() }
 
 // Identity configures how identities make up users.
 type Identity struct {
@@ -366,6 +383,7 @@ var Vars = []Var{
 	{"APP_REDIS_PREFIX", "redis.prefix", "wxlogin:", "prefix of every Redis key this service writes"},
 	{"APP_AVATAR_DIR", "avatar.dir", "./data/avatars", "where uploaded avatars are stored"},
 	{"APP_AVATAR_MAX_BYTES", "avatar.max_bytes", "2097152", "largest avatar upload, bytes"},
+	{"APP_ADMIN_TOKEN", "admin.token", "", "bearer token of the operators' API under /admin/v1, at least 32 bytes; unset: no admin API (404)"},
 }
 
 // LookupFunc reads one environment variable; os.LookupEnv is the usual one.
@@ -636,6 +654,9 @@ func (c *Config) complete() error {
 	if c.Redis.Cluster() && c.Redis.DB != 0 {
 		bad("APP_REDIS_DB must be 0 with a Redis Cluster (several APP_REDIS_ADDR addresses)")
 	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < MinSecretBytes {
+		bad("APP_ADMIN_TOKEN must be at least %d bytes, it has %d", MinSecretBytes, len(c.Admin.Token))
+	}
 	if c.Avatar.Dir == "" {
 		c.Avatar.Dir = filepath.Join(c.DataDir, "avatars")
 	}
@@ -730,6 +751,10 @@ func (c *Config) completeApps(bad func(string, ...any)) {
 		}
 		if a.PushAESKey != "" && len(a.PushAESKey) != 43 {
 			bad("%s: push_aes_key must be the 43-character EncodingAESKey of the console", name)
+		} else if a.PushAESKey != "" {
+			if k, err := base64.StdEncoding.DecodeString(a.PushAESKey + "="); err != nil || len(k) != 32 {
+				bad("%s: push_aes_key is not an EncodingAESKey (43 characters of A-Z, a-z, 0-9)", name)
+			}
 		}
 	}
 	// The first WeChat mini program stays reachable as WeChat.AppID/Secret

@@ -139,6 +139,8 @@ func TestInvalidValues(t *testing.T) {
 		"APP_ENV":             {"APP_ENV": "staging"},
 		"wrong type":          {"APP_TOKEN_TTL": "two hours"},
 		"APP_TOKEN_JWT_KEYS":  {"APP_TOKEN_JWT_ALG": "EdDSA", "APP_TOKEN_JWT_KEYS": "k1:not-base64!"},
+		"APP_ADMIN_TOKEN":     {"APP_ADMIN_TOKEN": "too-short-for-an-admin"},
+		"push_aes_key is not": {"APP_APPS": `[{"appid":"wxA","secret":"s","push_token":"t","push_aes_key":"` + strings.Repeat("!", 43) + `"}]`},
 	}
 	for want, vars := range cases {
 		t.Run(want, func(t *testing.T) {
@@ -262,6 +264,19 @@ func TestAppsRefused(t *testing.T) {
 			require.Contains(t, err.Error(), c.want)
 			require.NotContains(t, err.Error(), `"s"`, "secrets are not quoted back")
 		})
+	}
+}
+
+func TestAdminToken(t *testing.T) {
+	cfg, err := load(t, map[string]string{})
+	require.NoError(t, err)
+	require.False(t, cfg.Admin.Enabled(), "no admin API unless configured")
+	token := strings.Repeat("admin-token-", 4)
+	cfg, err = load(t, map[string]string{"APP_ADMIN_TOKEN": token})
+	require.NoError(t, err)
+	require.True(t, cfg.Admin.Enabled())
+	for _, s := range []string{fmt.Sprint(cfg.Admin), fmt.Sprintf("%#v", cfg.Admin), fmt.Sprintf("%+v", cfg.Admin)} {
+		require.NotContains(t, s, token)
 	}
 }
 

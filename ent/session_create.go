@@ -609,6 +609,30 @@ func (u *SessionUpsert) UpdateUpdatedAt() *SessionUpsert {
 	return u
 }
 
+// SetOpenid sets the "openid" field.
+func (u *SessionUpsert) SetOpenid(v string) *SessionUpsert {
+	u.Set(session.FieldOpenid, v)
+	return u
+}
+
+// UpdateOpenid sets the "openid" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateOpenid() *SessionUpsert {
+	u.SetExcluded(session.FieldOpenid)
+	return u
+}
+
+// SetDevice sets the "device" field.
+func (u *SessionUpsert) SetDevice(v string) *SessionUpsert {
+	u.Set(session.FieldDevice, v)
+	return u
+}
+
+// UpdateDevice sets the "device" field to the value that was provided on create.
+func (u *SessionUpsert) UpdateDevice() *SessionUpsert {
+	u.SetExcluded(session.FieldDevice)
+	return u
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (u *SessionUpsert) SetLastSeenAt(v time.Time) *SessionUpsert {
 	u.Set(session.FieldLastSeenAt, v)
@@ -776,14 +800,8 @@ func (u *SessionUpsertOne) UpdateNewValues() *SessionUpsertOne {
 		if _, exists := u.create.mutation.Appid(); exists {
 			s.SetIgnore(session.FieldAppid)
 		}
-		if _, exists := u.create.mutation.Openid(); exists {
-			s.SetIgnore(session.FieldOpenid)
-		}
 		if _, exists := u.create.mutation.GetClient(); exists {
 			s.SetIgnore(session.FieldClient)
-		}
-		if _, exists := u.create.mutation.Device(); exists {
-			s.SetIgnore(session.FieldDevice)
 		}
 	}))
 	return u
@@ -827,6 +845,34 @@ func (u *SessionUpsertOne) SetUpdatedAt(v time.Time) *SessionUpsertOne {
 func (u *SessionUpsertOne) UpdateUpdatedAt() *SessionUpsertOne {
 	return u.Update(func(s *SessionUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetOpenid sets the "openid" field.
+func (u *SessionUpsertOne) SetOpenid(v string) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetOpenid(v)
+	})
+}
+
+// UpdateOpenid sets the "openid" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateOpenid() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateOpenid()
+	})
+}
+
+// SetDevice sets the "device" field.
+func (u *SessionUpsertOne) SetDevice(v string) *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetDevice(v)
+	})
+}
+
+// UpdateDevice sets the "device" field to the value that was provided on create.
+func (u *SessionUpsertOne) UpdateDevice() *SessionUpsertOne {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateDevice()
 	})
 }
 
@@ -1186,14 +1232,8 @@ func (u *SessionUpsertBulk) UpdateNewValues() *SessionUpsertBulk {
 			if _, exists := b.mutation.Appid(); exists {
 				s.SetIgnore(session.FieldAppid)
 			}
-			if _, exists := b.mutation.Openid(); exists {
-				s.SetIgnore(session.FieldOpenid)
-			}
 			if _, exists := b.mutation.GetClient(); exists {
 				s.SetIgnore(session.FieldClient)
-			}
-			if _, exists := b.mutation.Device(); exists {
-				s.SetIgnore(session.FieldDevice)
 			}
 		}
 	}))
@@ -1238,6 +1278,34 @@ func (u *SessionUpsertBulk) SetUpdatedAt(v time.Time) *SessionUpsertBulk {
 func (u *SessionUpsertBulk) UpdateUpdatedAt() *SessionUpsertBulk {
 	return u.Update(func(s *SessionUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetOpenid sets the "openid" field.
+func (u *SessionUpsertBulk) SetOpenid(v string) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetOpenid(v)
+	})
+}
+
+// UpdateOpenid sets the "openid" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateOpenid() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateOpenid()
+	})
+}
+
+// SetDevice sets the "device" field.
+func (u *SessionUpsertBulk) SetDevice(v string) *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.SetDevice(v)
+	})
+}
+
+// UpdateDevice sets the "device" field to the value that was provided on create.
+func (u *SessionUpsertBulk) UpdateDevice() *SessionUpsertBulk {
+	return u.Update(func(s *SessionUpsert) {
+		s.UpdateDevice()
 	})
 }
 

@@ -35,6 +35,34 @@ func (_u *SessionUpdate) SetUpdatedAt(v time.Time) *SessionUpdate {
 	return _u
 }
 
+// SetOpenid sets the "openid" field.
+func (_u *SessionUpdate) SetOpenid(v string) *SessionUpdate {
+	_u.mutation.SetOpenid(v)
+	return _u
+}
+
+// SetNillableOpenid sets the "openid" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillableOpenid(v *string) *SessionUpdate {
+	if v != nil {
+		_u.SetOpenid(*v)
+	}
+	return _u
+}
+
+// SetDevice sets the "device" field.
+func (_u *SessionUpdate) SetDevice(v string) *SessionUpdate {
+	_u.mutation.SetDevice(v)
+	return _u
+}
+
+// SetNillableDevice sets the "device" field if the given value is not nil.
+func (_u *SessionUpdate) SetNillableDevice(v *string) *SessionUpdate {
+	if v != nil {
+		_u.SetDevice(*v)
+	}
+	return _u
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (_u *SessionUpdate) SetLastSeenAt(v time.Time) *SessionUpdate {
 	_u.mutation.SetLastSeenAt(v)
@@ -271,6 +299,16 @@ func (_u *SessionUpdate) defaults() {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *SessionUpdate) check() error {
+	if v, ok := _u.mutation.Openid(); ok {
+		if err := session.OpenidValidator(v); err != nil {
+			return &ValidationError{Name: "openid", err: fmt.Errorf(`ent: validator failed for field "Session.openid": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Device(); ok {
+		if err := session.DeviceValidator(v); err != nil {
+			return &ValidationError{Name: "device", err: fmt.Errorf(`ent: validator failed for field "Session.device": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.RefreshHash(); ok {
 		if err := session.RefreshHashValidator(v); err != nil {
 			return &ValidationError{Name: "refresh_hash", err: fmt.Errorf(`ent: validator failed for field "Session.refresh_hash": %w`, err)}
@@ -311,6 +349,12 @@ func (_u *SessionUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(session.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Openid(); ok {
+		_spec.SetField(session.FieldOpenid, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Device(); ok {
+		_spec.SetField(session.FieldDevice, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.LastSeenAt(); ok {
 		_spec.SetField(session.FieldLastSeenAt, field.TypeTime, value)
@@ -422,6 +466,34 @@ type SessionUpdateOne struct {
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *SessionUpdateOne) SetUpdatedAt(v time.Time) *SessionUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
+	return _u
+}
+
+// SetOpenid sets the "openid" field.
+func (_u *SessionUpdateOne) SetOpenid(v string) *SessionUpdateOne {
+	_u.mutation.SetOpenid(v)
+	return _u
+}
+
+// SetNillableOpenid sets the "openid" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillableOpenid(v *string) *SessionUpdateOne {
+	if v != nil {
+		_u.SetOpenid(*v)
+	}
+	return _u
+}
+
+// SetDevice sets the "device" field.
+func (_u *SessionUpdateOne) SetDevice(v string) *SessionUpdateOne {
+	_u.mutation.SetDevice(v)
+	return _u
+}
+
+// SetNillableDevice sets the "device" field if the given value is not nil.
+func (_u *SessionUpdateOne) SetNillableDevice(v *string) *SessionUpdateOne {
+	if v != nil {
+		_u.SetDevice(*v)
+	}
 	return _u
 }
 
@@ -674,6 +746,16 @@ func (_u *SessionUpdateOne) defaults() {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *SessionUpdateOne) check() error {
+	if v, ok := _u.mutation.Openid(); ok {
+		if err := session.OpenidValidator(v); err != nil {
+			return &ValidationError{Name: "openid", err: fmt.Errorf(`ent: validator failed for field "Session.openid": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Device(); ok {
+		if err := session.DeviceValidator(v); err != nil {
+			return &ValidationError{Name: "device", err: fmt.Errorf(`ent: validator failed for field "Session.device": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.RefreshHash(); ok {
 		if err := session.RefreshHashValidator(v); err != nil {
 			return &ValidationError{Name: "refresh_hash", err: fmt.Errorf(`ent: validator failed for field "Session.refresh_hash": %w`, err)}
@@ -731,6 +813,12 @@ func (_u *SessionUpdateOne) sqlSave(ctx context.Context) (_node *Session, err er
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(session.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Openid(); ok {
+		_spec.SetField(session.FieldOpenid, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Device(); ok {
+		_spec.SetField(session.FieldDevice, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.LastSeenAt(); ok {
 		_spec.SetField(session.FieldLastSeenAt, field.TypeTime, value)

@@ -22,14 +22,16 @@ func (Session) Fields() []ent.Field {
 		// id is random and opaque; it is the "sid" of the tokens issued under it.
 		field.String("id").MaxLen(64).NotEmpty().Immutable(),
 		field.Int("user_id").Immutable(),
-		// provider, appid and openid name the identity the session logged in with.
+		// provider, appid and openid name the identity the session logged in
+		// with. openid and device are personal data: they are blanked when the
+		// user is deleted or the identity erased (user.Store), hence mutable.
 		field.String("provider").MaxLen(16).Default("wechat").Immutable(),
 		field.String("appid").MaxLen(64).Immutable(),
-		field.String("openid").MaxLen(128).Immutable(),
+		field.String("openid").MaxLen(128),
 		// client is the kind of client that logged in (miniprogram, h5, app,
 		// web); device is the client's free-text name for itself.
 		field.String("client").MaxLen(16).Default("").Immutable(),
-		field.String("device").MaxLen(256).Default("").Immutable(),
+		field.String("device").MaxLen(256).Default(""),
 		// last_seen_at moves at login and at every refresh (not on every
 		// request). NULL for sessions from before the column: seen at login.
 		// (No SQL default: an expression default makes the migrator rebuild

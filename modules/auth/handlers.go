@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -56,6 +57,7 @@ func NewHandlers(p HandlersParams) *Handlers {
 //	POST  /api/v1/auth/logout/all  (bearer) → 204
 //	GET   /api/v1/me               (bearer) → user
 //	PATCH /api/v1/me               (bearer) {"nickname"?, "avatar_url"?} → user
+//	DELETE /api/v1/me              (bearer) → 204: the caller's account is deleted
 //	GET   /.well-known/jwks.json   the JWT public keys (EdDSA), else 404
 func (h *Handlers) Register(app *fiber.App) {
 	app.Get("/.well-known/jwks.json", h.JWKS)
@@ -65,6 +67,7 @@ func (h *Handlers) Register(app *fiber.App) {
 	app.Post("/api/v1/auth/logout/all", h.guard.Handler(), h.LogoutAll)
 	app.Get("/api/v1/me", h.guard.Handler(), h.Me)
 	app.Patch("/api/v1/me", h.guard.Handler(), h.UpdateMe)
+	app.Delete("/api/v1/me", h.guard.Handler(), h.DeleteMe)
 }
 
 // TokenResponse is the body of a successful login or refresh.
@@ -235,6 +238,18 @@ func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Prov
 	if err != nil {
 		return TokenResponse{}, err
 	}
+	// A ban or deletion committed while this login ran ended the sessions
+	// it saw; this one is checked now, so that none outlives it.
+	if err := h.users.CheckActive(ctx, res.User.ID); err != nil {
+		reason := token.ReasonUserBanned
+		if errors.Is(err, user.ErrNotFound) {
+			reason = token.ReasonUserDeleted
+		}
+		if rerr := h.strategy.RevokeSession(ctx, res.User.ID, pair.SessionID, reason); rerr != nil && !errors.Is(rerr, token.ErrSessionNotFound) {
+			h.logger.Warn("a session issued to a user banned or deleted meanwhile was not revoked", zap.Int("user_id", res.User.ID), zap.Error(rerr))
+		}
+		return TokenResponse{}, err
+	}
 	view := user.View(res.User, key)
 	h.logger.Info("login", zap.Int("user_id", res.User.ID), zap.String("appid", app.AppID), zap.Bool("created", res.Created))
 	return tokenResponse(pair, &view), nil
@@ -318,6 +333,24 @@ func (h *Handlers) UpdateMe(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(user.View(u, IdentityOf(p)))
+}
+
+// DeleteMe deletes the caller's account: personal data erased (see
+// user.Store.Delete), every session ended. It answers 204 only once the
+// sessions have ended on this instance (the listener ended them already;
+// this makes sure of it); the other instances follow within a second.
+// Asking again with a token that still works answers 204 again.
+func (h *Handlers) DeleteMe(c *fiber.Ctx) error {
+	p, _ := PrincipalOf(c)
+	ctx := c.UserContext()
+	if err := h.users.Delete(ctx, p.UserID, user.CauseUser); err != nil {
+		return err
+	}
+	h.logger.Info("account deleted by its user", zap.Int("user_id", p.UserID))
+	if err := h.strategy.RevokeAll(ctx, p.UserID, token.ReasonUserDeleted); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // JWKS publishes the public keys that verify access tokens, so other

@@ -62,11 +62,30 @@ func RemoveReplaced(client *ent.Client, h *Handlers) {
 			if err != nil || oldErr != nil || oldURL == newURL {
 				return v, err
 			}
-			if name, ok := h.ownName(oldURL); ok {
+			name, ok := h.ownName(oldURL)
+			if !ok {
+				return v, nil
+			}
+			remove := func() {
 				if derr := h.storage.Delete(context.WithoutCancel(ctx), name); derr != nil {
 					h.logger.Warn("replaced avatar not removed", zap.String("name", name), zap.Error(derr))
 				}
 			}
+			// In a transaction (a user's deletion), the file goes once the
+			// change is committed: a rollback keeps both.
+			if tx, terr := m.Tx(); terr == nil {
+				tx.OnCommit(func(next ent.Committer) ent.Committer {
+					return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+						err := next.Commit(ctx, tx)
+						if err == nil {
+							remove()
+						}
+						return err
+					})
+				})
+				return v, nil
+			}
+			remove()
 			return v, nil
 		})
 	})

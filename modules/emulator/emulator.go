@@ -26,6 +26,7 @@
 //	POST   /emulator/faults    make the next calls of a WeChat path fail (errcode, HTTP status, delay)
 //	DELETE /emulator/faults    clear pending faults (GET lists them)
 //	GET    /emulator/stats     calls received per WeChat path
+//	POST   /emulator/push      WeChat pushing an event to the service (user-authorization events), signed and encrypted with the app's push_token/push_aes_key
 //
 // Each takes an optional "appid" (default: the first app). The same
 // operations are methods of [*Emulator] ([Emulator.Login],
@@ -117,6 +118,10 @@ type Emulator struct {
 
 	mountedMu sync.Mutex
 	mounted   []string
+
+	// pushBase is the service's public URL (WithPushURL).
+	pushBase   string
+	pushClient *http.Client
 }
 
 // app is one WeChat app's state.
@@ -196,6 +201,7 @@ func New(apps config.Apps, opts ...Option) *Emulator {
 		oauthTokens: map[string]*oauthToken{},
 		faults:      map[string][]*Fault{},
 		calls:       map[string]int{},
+		pushClient:  &http.Client{Timeout: pushTimeout},
 	}
 	wechat := apps.Of(config.PlatformWeChat)
 	if len(wechat) == 0 {
@@ -248,6 +254,7 @@ func (e *Emulator) routes() *http.ServeMux {
 	mux.Handle("/emulator/phone", e.device(http.MethodPost, e.handlePhone))
 	mux.Handle("/emulator/faults", e.device("", e.handleFaults))
 	mux.Handle("/emulator/stats", e.device(http.MethodGet, e.handleStats))
+	mux.Handle("/emulator/push", e.device(http.MethodPost, e.handlePush))
 	// The same device API under /emulator/wechat/, the shape every platform's has.
 	mux.Handle("/emulator/wechat/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
@@ -257,7 +264,7 @@ func (e *Emulator) routes() *http.ServeMux {
 	}))
 	mux.Handle("/emulator/", e.device("", func(*http.Request) (any, error) {
 		return nil, &InputError{Status: http.StatusNotFound, Code: "not_found",
-			Message: "no such device API; see /emulator/login, /emulator/userinfo, /emulator/phone, /emulator/faults, /emulator/stats"}
+			Message: "no such device API; see /emulator/login, /emulator/userinfo, /emulator/phone, /emulator/push, /emulator/faults, /emulator/stats"}
 	}))
 	return mux
 }

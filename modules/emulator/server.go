@@ -31,7 +31,9 @@ type Params struct {
 	Lifecycle fx.Lifecycle
 	Config    config.WeChat
 	Apps      config.Apps
-	Logger    *zap.Logger
+	// HTTP names the service's public URL, where pushes go.
+	HTTP   config.HTTP `optional:"true"`
+	Logger *zap.Logger
 	// Mounts are the other platforms' emulators (the "emulator.mounts" group).
 	Mounts []Mount `group:"emulator.mounts"`
 }
@@ -41,7 +43,7 @@ type Params struct {
 // start-up) and shuts the server down on stop.
 func NewInProcess(p Params) *Emulator {
 	log := p.Logger.Named("emulator")
-	e := New(p.Apps, WithLogger(log))
+	e := New(p.Apps, WithLogger(log), WithPushURL(p.HTTP.PublicURL))
 	for _, m := range p.Mounts {
 		if err := e.Mount(m); err != nil {
 			log.Warn("emulator mount refused", zap.Error(err))
@@ -133,7 +135,12 @@ const shutdownGrace = time.Second
 // (each call at debug level). It returns the bind error at once, and nil
 // after a clean shutdown.
 func Serve(ctx context.Context, apps config.Apps, addr string, out io.Writer, mounts ...Mount) error {
-	e := New(apps, WithLogger(ConsoleLogger(out)))
+	return ServeWith(ctx, apps, addr, out, nil, mounts...)
+}
+
+// ServeWith is Serve with options (such as [WithPushURL]).
+func ServeWith(ctx context.Context, apps config.Apps, addr string, out io.Writer, opts []Option, mounts ...Mount) error {
+	e := New(apps, append([]Option{WithLogger(ConsoleLogger(out))}, opts...)...)
 	for _, m := range mounts {
 		if err := e.Mount(m); err != nil {
 			return err
@@ -143,7 +150,7 @@ func Serve(ctx context.Context, apps config.Apps, addr string, out io.Writer, mo
 		return err
 	}
 	fmt.Fprintf(out, "\nBe a device:\n  curl -s -X POST %[1]s/emulator/login -d '{\"openid\":\"demo-user\"}'\n"+
-		"  (also /emulator/userinfo, /emulator/phone, /emulator/faults, /emulator/stats; platforms: %[2]s under /emulator/<platform>/)\n\n",
+		"  (also /emulator/userinfo, /emulator/phone, /emulator/push, /emulator/faults, /emulator/stats; platforms: %[2]s under /emulator/<platform>/)\n\n",
 		e.URL(), strings.Join(e.Platforms(), ", "))
 	<-ctx.Done()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"go.uber.org/zap"
@@ -24,6 +25,8 @@ type Body struct {
 	// logged_out, revoked, …) on 401 unauthenticated and, when known,
 	// invalid_refresh_token.
 	Reason string `json:"reason,omitempty"`
+	// Until is when a ban ends (403 user_banned; absent for a ban without end).
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // Error is an error with its HTTP answer. Handlers return it for errors of
@@ -34,6 +37,8 @@ type Error struct {
 	Message string
 	// Reason is Body.Reason.
 	Reason string
+	// Until is Body.Until.
+	Until *time.Time
 	// RetryAfter is sent as Retry-After (seconds): when a client may try
 	// again after a 429 or 503 (every 503 gets one: 1 when unset).
 	RetryAfter int
@@ -84,7 +89,7 @@ func ErrorHandler(logger *zap.Logger) fiber.ErrorHandler {
 		if e.RetryAfter > 0 || e.Status == fiber.StatusServiceUnavailable {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(e.RetryAfter, 1)))
 		}
-		return c.Status(e.Status).JSON(fiber.Map{"error": Body{Code: e.Code, Message: e.Message, Reason: e.Reason}})
+		return c.Status(e.Status).JSON(fiber.Map{"error": Body{Code: e.Code, Message: e.Message, Reason: e.Reason, Until: e.Until}})
 	}
 }
 
@@ -227,7 +232,17 @@ func platformName(platform string) string {
 
 func mapUser(err error) *Error {
 	var ve *user.ValidationError
+	var be *user.BannedError
 	switch {
+	case errors.As(err, &be):
+		msg := "this account is banned"
+		if be.Until != nil {
+			msg += " until " + be.Until.UTC().Format(time.RFC3339)
+		}
+		return &Error{Status: fiber.StatusForbidden, Code: "user_banned", Message: msg, Until: be.Until}
+	case errors.Is(err, user.ErrDeleteAborted):
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: "delete_failed", RetryAfter: 5,
+			Message: "deleting the account failed; nothing was changed, retry shortly"}
 	case errors.As(err, &ve):
 		return &Error{Status: fiber.StatusBadRequest, Code: "invalid_" + ve.Field, Message: ve.Error()}
 	case errors.Is(err, user.ErrNotFound):

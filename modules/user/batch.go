@@ -28,8 +28,9 @@ const loginColumns = "u.id, u.created_at, u.updated_at, u.nickname, u.avatar_url
 	"i.id, i.created_at, i.updated_at, i.provider, i.kind, i.appid, i.openid, i.unionid, i.session_key, i.last_login_at, i.user_id"
 
 // batchLogin is the fast path of Login on MySQL: one round trip that
-// updates a known identity (when its unionid is what the platform says)
-// and reads its user with every identity. ok is false when the slow path
+// updates a known identity of a user who may log in (when its unionid is
+// what the platform says) and reads its user with every identity; a banned
+// user is refused. ok is false when the slow path
 // must decide: an unknown identity (unknown is then true), a unionid learnt
 // now, a user that is merged or deleted.
 func (s *EntStore) batchLogin(ctx context.Context, in LoginInput, now time.Time) (res *LoginResult, ok, unknown bool, err error) {
@@ -44,16 +45,26 @@ func (s *EntStore) batchLogin(ctx context.Context, in LoginInput, now time.Time)
 		set = append(set, "kind = ?")
 		args = append(args, in.Kind)
 	}
-	where := "provider = ? AND appid = ? AND openid = ?"
+	where := "provider = ? AND appid = ? AND openid = ? AND user_id = @wxlogin_uid"
 	args = append(args, key.Provider, key.AppID, key.OpenID)
 	if in.UnionID != "" {
 		where += " AND unionid = ?"
 		args = append(args, in.UnionID)
 	}
-	query := "UPDATE identities SET " + strings.Join(set, ", ") + " WHERE " + where + ";\n" +
+	// The update applies only to a user who may log in (a banned one is
+	// refused with nothing written); the first statement finds them with a
+	// plain read, so the batch locks no users row (the slow path locks the
+	// user before its identities: the other order would deadlock).
+	query := "SET @wxlogin_uid = NULL;\n" +
+		"SELECT u.id INTO @wxlogin_uid FROM identities k JOIN users u ON u.id = k.user_id " +
+		"WHERE k.provider = ? AND k.appid = ? AND k.openid = ? " +
+		"AND (u.status = 'active' OR (u.status = 'banned' AND u.banned_until IS NOT NULL AND u.banned_until <= ?));\n" +
+		"UPDATE identities SET " + strings.Join(set, ", ") + " WHERE " + where + ";\n" +
 		"SELECT " + loginColumns + " FROM identities k JOIN users u ON u.id = k.user_id JOIN identities i ON i.user_id = u.id " +
 		"WHERE k.provider = ? AND k.appid = ? AND k.openid = ? ORDER BY i.id"
 	args = append(args, key.Provider, key.AppID, key.OpenID)
+
+	args = append([]any{key.Provider, key.AppID, key.OpenID, now}, args...)
 
 	var u *ent.User
 	err = s.batch.Run(ctx, query, args, func(rows *sql.Rows) error {
@@ -108,6 +119,9 @@ func (s *EntStore) batchLogin(ctx context.Context, in LoginInput, now time.Time)
 	}
 	if u.Status == entuser.StatusMerged || u.Status == entuser.StatusDeleted {
 		return nil, false, false, nil
+	}
+	if err := refuseBanned(u, now); err != nil {
+		return nil, false, false, err
 	}
 	ident := identityIn(u, key)
 	if ident == nil || (in.UnionID != "" && (ident.Unionid == nil || *ident.Unionid != in.UnionID)) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -21,10 +22,18 @@ import (
 // aborts the whole merge and nothing of it is kept.
 type MergeHook func(ctx context.Context, tx *ent.Tx, from, into int) error
 
+// DeleteHook erases a business module's own rows of a user being deleted.
+// It runs inside the deletion's transaction, before wxlogin erases its own
+// rows (so the user's identities and profile can still be read through tx);
+// returning an error aborts the whole deletion ([ErrDeleteAborted]) and
+// nothing of it is kept.
+type DeleteHook func(ctx context.Context, tx *ent.Tx, userID int) error
+
 // Group names of the value groups this package collects.
 const (
-	MergeHooksGroup = "user.merge_hooks"
-	ListenersGroup  = "user.listeners"
+	MergeHooksGroup  = "user.merge_hooks"
+	DeleteHooksGroup = "user.delete_hooks"
+	ListenersGroup   = "user.listeners"
 )
 
 // AsMergeHook joins a merge hook to the "user.merge_hooks" value group:
@@ -39,8 +48,17 @@ func AsMergeHook(hookOrConstructor any) any {
 	return asGroupMember(hookOrConstructor, reflect.TypeOf(MergeHook(nil)), MergeHooksGroup)
 }
 
+// AsDeleteHook joins a delete hook to the "user.delete_hooks" value group:
+// pass the hook itself or a constructor returning one (see [AsMergeHook]).
+//
+//	fx.Provide(user.AsDeleteHook(func(ctx context.Context, tx *ent.Tx, userID int) error { … }))
+func AsDeleteHook(hookOrConstructor any) any {
+	return asGroupMember(hookOrConstructor, reflect.TypeOf(DeleteHook(nil)), DeleteHooksGroup)
+}
+
 // Event is something that happened to a user, told to listeners after it
-// was committed: [Registered], [LoggedIn], [Merged].
+// was committed: [Registered], [LoggedIn], [Merged], [Banned], [Unbanned],
+// [Deleted], [ProfileCleared], [IdentityRemoved].
 type Event interface{ event() }
 
 // Registered: a first login created the user.
@@ -62,9 +80,56 @@ type Merged struct {
 	From, Into int
 }
 
-func (Registered) event() {}
-func (LoggedIn) event()   {}
-func (Merged) event()     {}
+// Banned: an operator banned the user, until Until when it is set (the
+// ban then lapses by itself). Sent again when a ban is changed.
+type Banned struct {
+	UserID int
+	Until  *time.Time
+}
+
+// Unbanned: the user's ban ended, lifted by an operator or (Lapsed) because
+// its end passed.
+type Unbanned struct {
+	UserID int
+	Lapsed bool
+}
+
+// Deleted: the user was deleted and their personal data erased; the row
+// left is a tombstone (id and status "deleted"). Cause says who asked:
+// [CauseUser], [CauseOperator] or [CausePlatform].
+type Deleted struct {
+	UserID int
+	Cause  string
+}
+
+// ProfileCleared: fields of the user's profile were erased because the
+// person withdrew them on the platform or the platform cleaned a risky
+// profile up. Fields may be empty: the person withdrew something wxlogin
+// does not keep (an address, the location, …), which RevokeInfo names with
+// the platform's codes (WeChat's RevokeInfo) — erase yours.
+type ProfileCleared struct {
+	UserID     int
+	Fields     []Field
+	Cause      string
+	RevokeInfo []int
+}
+
+// IdentityRemoved: one identity of a user who keeps others was erased (the
+// person cancelled that platform account). Its sessions end.
+type IdentityRemoved struct {
+	UserID   int
+	Identity IdentityKey
+	Cause    string
+}
+
+func (Registered) event()      {}
+func (LoggedIn) event()        {}
+func (Merged) event()          {}
+func (Banned) event()          {}
+func (Unbanned) event()        {}
+func (Deleted) event()         {}
+func (ProfileCleared) event()  {}
+func (IdentityRemoved) event() {}
 
 // Listener hears about users after each commit. It cannot fail the
 // operation that caused the event: a panic is recovered and logged. Keep it
@@ -134,6 +199,13 @@ func (s *EntStore) mergeTx(ctx context.Context, tx *ent.Tx, from, into *ent.User
 			fill.ClearPhoneCountryCode()
 		}
 	}
+	// A ban follows the person: the survivor keeps the stricter of the two.
+	if inheritBan(from, into, now) {
+		fill.SetStatus(entuser.StatusBanned).SetNillableBannedUntil(from.BannedUntil).SetBanReason(from.BanReason)
+		if from.BannedUntil == nil {
+			fill.ClearBannedUntil()
+		}
+	}
 	if err := fill.Exec(ctx); err != nil {
 		return fmt.Errorf("user: merge profile: %w", err)
 	}
@@ -142,6 +214,7 @@ func (s *EntStore) mergeTx(ctx context.Context, tx *ent.Tx, from, into *ent.User
 	err := c.User.Update().Where(entuser.ID(from.ID)).
 		SetStatus(entuser.StatusMerged).SetMergedInto(into.ID).
 		SetNickname("").SetAvatarURL("").ClearPhone().ClearPhoneCountryCode().
+		ClearBannedUntil().ClearBanReason().
 		SetUpdatedAt(now).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("user: merge: %w", err)

@@ -1,7 +1,10 @@
 package user
 
 import (
+	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -12,22 +15,32 @@ import (
 	"github.com/wxlogin/wxlogin/modules/database"
 )
 
-// Module provides the ent-backed Store with the merge hooks and listeners
-// of the "user.merge_hooks" and "user.listeners" groups.
+// Module provides the ent-backed Store with the merge hooks, delete hooks
+// and listeners of the "user.merge_hooks", "user.delete_hooks" and
+// "user.listeners" groups, and ends lapsed bans in the background
+// ([EntStore.LapseBans], every [LapseInterval]).
 var Module = fx.Module("user",
 	fx.Provide(fx.Annotate(NewStore, fx.As(new(Store)))),
 )
+
+// LapseInterval is how often the Module ends lapsed bans. A lapsed ban
+// refuses nothing even before (see [StatusOf]); this only updates the row
+// and tells the listeners.
+const LapseInterval = time.Minute
 
 // Params are NewStore's dependencies.
 type Params struct {
 	fx.In
 	Client *ent.Client
 	// Batch lets a returning login take one round trip on MySQL (nil elsewhere).
-	Batch     *database.Batch `optional:"true"`
-	Config    config.Identity
-	Hooks     []MergeHook `group:"user.merge_hooks"`
-	Listeners []Listener  `group:"user.listeners"`
-	Logger    *zap.Logger `optional:"true"`
+	Batch       *database.Batch `optional:"true"`
+	Config      config.Identity
+	Hooks       []MergeHook  `group:"user.merge_hooks"`
+	DeleteHooks []DeleteHook `group:"user.delete_hooks"`
+	Listeners   []Listener   `group:"user.listeners"`
+	Logger      *zap.Logger  `optional:"true"`
+	// Lifecycle runs the job ending lapsed bans; without it there is none.
+	Lifecycle fx.Lifecycle `optional:"true"`
 }
 
 // NewStore builds the EntStore for fx; session keys are encrypted with
@@ -41,12 +54,53 @@ func NewStore(p Params) (*EntStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user: the keys encrypting session keys: %w", err)
 	}
-	opts := []Option{WithMerge(p.Config.MergeOn()), WithMergeHooks(p.Hooks...), WithListeners(p.Listeners...), WithSessionKeyRing(ring)}
+	opts := []Option{WithMerge(p.Config.MergeOn()), WithMergeHooks(p.Hooks...), WithDeleteHooks(p.DeleteHooks...),
+		WithListeners(p.Listeners...), WithSessionKeyRing(ring)}
 	if p.Logger != nil {
 		opts = append(opts, WithLogger(p.Logger))
 	}
 	if p.Batch != nil {
 		opts = append(opts, WithBatch(p.Batch))
 	}
-	return NewEntStore(p.Client, opts...), nil
+	s := NewEntStore(p.Client, opts...)
+	if p.Lifecycle != nil {
+		var (
+			stop = make(chan struct{})
+			wg   sync.WaitGroup
+		)
+		p.Lifecycle.Append(fx.Hook{
+			OnStart: func(context.Context) error {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.lapseLoop(stop, LapseInterval)
+				}()
+				return nil
+			},
+			OnStop: func(context.Context) error {
+				close(stop)
+				wg.Wait()
+				return nil
+			},
+		})
+	}
+	return s, nil
+}
+
+// lapseLoop runs LapseBans every interval until stop closes.
+func (s *EntStore) lapseLoop(stop <-chan struct{}, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if _, err := s.LapseBans(ctx); err != nil {
+			s.log.Warn("cannot end lapsed bans now; trying again later", zap.Error(err))
+		}
+		cancel()
+	}
 }

@@ -20,10 +20,20 @@
 // hear [Merged] after the commit. config.Identity.Merge "off" records the
 // unionid on the identity instead, with a warning.
 //
+// # Lifecycle
+//
+// A user is active, banned ([EntStore.Ban]: logins refused with a
+// *[BannedError] until the ban's end, when it lapses by itself), deleted
+// ([EntStore.Delete]: personal data erased in one transaction with the
+// delete hooks, a tombstone left) or merged. Listeners hear every change
+// after its commit ([Banned], [Unbanned], [Deleted], [ProfileCleared],
+// [IdentityRemoved]); modules/auth ends the sessions that must end.
+//
 // # Replacing parts with fx
 //
 // [Module] provides [Store] (an *[EntStore]). An application may
 //   - join the merge with its own rows: fx.Provide(user.AsMergeHook(func(ctx context.Context, tx *ent.Tx, from, into int) error {…}));
+//   - erase its own rows when a user is deleted: fx.Provide(user.AsDeleteHook(func(ctx context.Context, tx *ent.Tx, userID int) error {…}));
 //   - hear what happens to users: fx.Provide(user.AsListener(func(ctx context.Context, e user.Event) {…}));
 //   - wrap or replace the store: fx.Decorate(func(s user.Store) user.Store { return myStore{s} }).
 package user
@@ -38,6 +48,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/ent"
@@ -188,18 +200,40 @@ type Store interface {
 	// ErrLastIdentity when none would be left, ErrNotFound when there are
 	// none.
 	Unbind(ctx context.Context, userID int, provider, appid string) ([]IdentityKey, error)
+
+	// Ban bans the user until b.Until (for good without it); logins are
+	// refused with a *BannedError and listeners hear Banned.
+	Ban(ctx context.Context, id int, b Ban) (*ent.User, error)
+	// Unban lifts the user's ban (Unbanned when there was one).
+	Unban(ctx context.Context, id int) (*ent.User, error)
+	// CheckActive is nil for a user who may hold sessions, a *BannedError
+	// for a banned one, ErrNotFound for an unknown, deleted or merged one.
+	CheckActive(ctx context.Context, id int) error
+	// Delete erases the user (delete hooks included, in one transaction),
+	// leaving a tombstone; listeners hear Deleted. cause is CauseUser,
+	// CauseOperator or CausePlatform.
+	Delete(ctx context.Context, id int, cause string) error
+	// RemoveIdentity erases one identity; its user's last one deletes the user.
+	RemoveIdentity(ctx context.Context, key IdentityKey, cause string) (Removal, error)
+	// ClearProfile erases profile fields; listeners hear ProfileCleared.
+	ClearProfile(ctx context.Context, id int, pc ProfileClear) (*ent.User, error)
+	// UserOf returns the user owning an identity, or ErrNotFound.
+	UserOf(ctx context.Context, key IdentityKey) (*ent.User, error)
+	// Find returns the users matching one openid, unionid or phone number.
+	Find(ctx context.Context, q Query) ([]*ent.User, error)
 }
 
 // EntStore is the Store on an ent client.
 type EntStore struct {
-	client    *ent.Client
-	batch     *database.Batch
-	ring      *seal.Ring
-	now       func() time.Time
-	merge     bool
-	hooks     []MergeHook
-	listeners []Listener
-	log       *zap.Logger
+	client      *ent.Client
+	batch       *database.Batch
+	ring        *seal.Ring
+	now         func() time.Time
+	merge       bool
+	hooks       []MergeHook
+	deleteHooks []DeleteHook
+	listeners   []Listener
+	log         *zap.Logger
 }
 
 var _ Store = (*EntStore)(nil)
@@ -213,6 +247,11 @@ func WithMerge(on bool) Option { return func(s *EntStore) { s.merge = on } }
 // WithMergeHooks adds hooks run inside every merge's transaction.
 func WithMergeHooks(hooks ...MergeHook) Option {
 	return func(s *EntStore) { s.hooks = append(s.hooks, hooks...) }
+}
+
+// WithDeleteHooks adds hooks run inside every deletion's transaction.
+func WithDeleteHooks(hooks ...DeleteHook) Option {
+	return func(s *EntStore) { s.deleteHooks = append(s.deleteHooks, hooks...) }
 }
 
 // WithListeners adds listeners told about users after each commit.
@@ -323,6 +362,9 @@ func (s *EntStore) adoptAnonymous(ctx context.Context, res *LoginResult, in Logi
 		if err != nil {
 			return err
 		}
+		if err := refuseBanned(u, now); err != nil {
+			return err // the device's user was banned: so is the person now
+		}
 		res.User, res.Identity = u, identityIn(u, in.Key())
 		return nil
 	})
@@ -335,6 +377,24 @@ func anonymousOnly(ctx context.Context, c *ent.Client, userID int) (bool, error)
 		return false, fmt.Errorf("user: read identities: %w", err)
 	}
 	return n == 0, nil
+}
+
+// lockUser reads the user's row and locks it until the transaction ends
+// (SQLite, with its single connection, needs no lock); nil when there is
+// no such row.
+func lockUser(ctx context.Context, c *ent.Client, id int) (*ent.User, error) {
+	u, err := c.User.Query().Where(entuser.ID(id), func(s *entsql.Selector) {
+		if s.Dialect() != dialect.SQLite {
+			s.ForUpdate()
+		}
+	}).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("user: lock user: %w", err)
+	}
+	return u, nil
 }
 
 // errRaced means a concurrent login won a unique key: start again.
@@ -365,29 +425,48 @@ func (s *EntStore) login(ctx context.Context, in LoginInput) (*LoginResult, erro
 		}
 		return s.slowLogin(ctx, in, now)
 	}
-	// Fast path: a known identity whose unionid is what the platform says
-	// (or the platform said none): one UPDATE, then the read.
-	upd := s.client.Identity.Update().
-		Where(identityIs(key)).
-		SetLastLoginAt(now).
-		SetUpdatedAt(now)
-	if in.UnionID != "" {
-		upd.Where(entidentity.Unionid(in.UnionID))
-	}
-	if in.SessionKey != "" {
-		upd.SetSessionKey(s.sealKey(key, in.SessionKey))
-	}
-	if in.Kind != "" {
-		upd.SetKind(in.Kind)
-	}
-	n, err := upd.Save(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("user: login: %w", err)
-	}
-	if n == 1 {
-		u, err := s.loadByIdentity(ctx, s.client, key)
-		if err != nil {
+	// Fast path: a known identity of a user who may log in, whose unionid
+	// is what the platform says (or the platform said none): the read, then
+	// one UPDATE. A banned user is refused before anything is written.
+	u, err := s.loadByIdentity(ctx, s.client, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		if err := refuseBanned(u, now); err != nil {
 			return nil, err
+		}
+		id := identityIn(u, key)
+		if id == nil || in.UnionID != "" && (id.Unionid == nil || *id.Unionid != in.UnionID) {
+			break // gone meanwhile, or a unionid learnt now: the slow path sorts it out
+		}
+		upd := s.client.Identity.Update().
+			Where(identityIs(key), entidentity.UserID(u.ID)).
+			SetLastLoginAt(now).
+			SetUpdatedAt(now)
+		if in.UnionID != "" {
+			upd.Where(entidentity.Unionid(in.UnionID))
+		}
+		if in.SessionKey != "" {
+			upd.SetSessionKey(s.sealKey(key, in.SessionKey))
+		}
+		if in.Kind != "" {
+			upd.SetKind(in.Kind)
+		}
+		n, err := upd.Save(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("user: login: %w", err)
+		}
+		if n != 1 {
+			break // changed meanwhile: the slow path sorts it out
+		}
+		id.LastLoginAt, id.UpdatedAt = &now, now
+		if in.SessionKey != "" {
+			id.SessionKey = in.SessionKey
+		}
+		if in.Kind != "" {
+			id.Kind = in.Kind
 		}
 		if u, err = s.fillProfile(ctx, s.client, u, in); err != nil {
 			return nil, err
@@ -397,8 +476,9 @@ func (s *EntStore) login(ctx context.Context, in LoginInput) (*LoginResult, erro
 	return s.slowLogin(ctx, in, now)
 }
 
-// slowLogin is a login of a new identity, or of one whose unionid is learnt
-// now: in a transaction.
+// slowLogin is a login of a new identity, of one whose unionid is learnt
+// now, or of a banned user (refused there, with nothing written): in a
+// transaction.
 func (s *EntStore) slowLogin(ctx context.Context, in LoginInput, now time.Time) (*LoginResult, error) {
 	var res *LoginResult
 	err := s.inTx(ctx, func(tx *ent.Tx) error {
@@ -428,7 +508,9 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 		if in.Kind != "" {
 			upd.SetKind(in.Kind)
 		}
-		if err := upd.Exec(ctx); err != nil {
+		if err := upd.Exec(ctx); ent.IsNotFound(err) {
+			return nil, errRaced // the user was deleted meanwhile: the next attempt makes a new one
+		} else if err != nil {
 			return nil, fmt.Errorf("user: login: %w", err)
 		}
 	case ent.IsNotFound(err):
@@ -438,6 +520,15 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 			switch {
 			case err == nil:
 				userID, linked = link.UserID, true
+				// Lock the person's user against a deletion in flight, and
+				// read its latest state: a deleted one means start again.
+				u, err := lockUser(ctx, c, userID)
+				if err != nil {
+					return nil, err
+				}
+				if u == nil || u.Status == entuser.StatusDeleted || u.Status == entuser.StatusMerged {
+					return nil, errRaced
+				}
 			case !ent.IsNotFound(err):
 				return nil, fmt.Errorf("user: login: read unionid: %w", err)
 			}
@@ -494,6 +585,11 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 	}
 	u, err := s.loadByIdentity(ctx, c, key)
 	if err != nil {
+		return nil, err
+	}
+	// A banned person logs in through no app: the whole login (a merge
+	// with a banned user included) is rolled back.
+	if err := refuseBanned(u, now); err != nil {
 		return nil, err
 	}
 	if u, err = s.fillProfile(ctx, c, u, in); err != nil {
@@ -582,6 +678,9 @@ func (s *EntStore) LinkUnionID(ctx context.Context, userID int, key IdentityKey,
 			}
 			if res.User, err = s.loadByIdentity(ctx, c, key); err != nil {
 				return err
+			}
+			if err := refuseBanned(res.User, s.now()); err != nil {
+				return err // joined with a banned user: nothing of it is kept
 			}
 			res.Identity = identityIn(res.User, key)
 			return nil
