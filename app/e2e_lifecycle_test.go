@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,6 +164,73 @@ func TestBanBitesOnEveryInstance(t *testing.T) {
 			require.Equal(t, 403, b.tryLogin(miniA, "o-fleet-ban").Status)
 		})
 	}
+}
+
+// TestBanRacingLogins: logins of one person on one instance while an
+// operator bans them on another leave no working session behind, whichever
+// login read the user before the ban committed and stored its session
+// after the ban ended the others. Without Redis (the slower feed), and the
+// logins' instance behind a slow network to its database (20 ms each way),
+// so that many logins straddle the ban.
+func TestBanRacingLogins(t *testing.T) {
+	db := testutil.MariaDBConfig(t)
+	vars := map[string]string{
+		"APP_APPS": brandApps, "APP_DATABASE_DRIVER": db.Driver, "APP_DATABASE_DSN": db.DSN,
+		"APP_TOKEN_SECRET": strings.Repeat("fleet-shared-secret-", 3), "APP_ADMIN_TOKEN": adminToken,
+		"APP_SESSION_MAX": "0",
+	}
+	a := boot(t, vars)
+	slow := testutil.NewProxy(t, testutil.MariaDBAddr)
+	slow.Delay(20 * time.Millisecond)
+	b := boot(t, merged(vars, map[string]string{"APP_WECHAT_EMULATOR": "false", "APP_WECHAT_BASEURL": a.emu,
+		"APP_DATABASE_DSN": testutil.MariaDBVia(t, db, slow.Addr()).DSN}))
+	b.emu = a.emu
+	_, first := b.loginVia(miniA, "o-race-ban", "")
+	id := userID(first)
+
+	const n = 60 // within the emulator's quota of one user's logins per minute
+	codes := make([]string, n)
+	for i := range codes {
+		codes[i] = b.device(map[string]any{"appid": miniA, "openid": "o-race-ban"}).Code
+	}
+	answers := make([]reply, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 5 * time.Millisecond) // spread over the ban
+			answers[i] = b.call("POST", b.api+"/api/v1/auth/login", "", map[string]string{"code": codes[i], "appid": miniA})
+		})
+	}
+	time.Sleep(time.Duration(n) * 5 * time.Millisecond / 2)
+	require.Equal(t, 200, a.admin("POST", fmt.Sprintf("/users/%d/ban", id), map[string]string{"reason": "fraud"}).Status)
+	wg.Wait()
+
+	var before, after int
+	for _, r := range answers {
+		switch r.Status {
+		case 200:
+			before++
+		case 403:
+			require.Equal(t, "user_banned", r.ErrorCode())
+			after++
+		default:
+			t.Fatalf("a login answered %d: %s", r.Status, r.Raw)
+		}
+	}
+	t.Logf("%d logins got tokens before the ban, %d were refused", before, after)
+	// Within a second of the ban every session, however late it was
+	// stored, is refused everywhere.
+	time.Sleep(1500 * time.Millisecond)
+	for _, r := range answers {
+		if r.Status != 200 {
+			continue
+		}
+		for i, s := range []*service{a, b} {
+			refused(t, s.greet(r.Str("access_token")), "user_banned", fmt.Sprintf("a token of a login racing the ban, on instance %d (%s)", i, r.Raw))
+		}
+		require.Equal(t, 401, b.refresh(r.Str("refresh_token")).Status)
+	}
+	require.Empty(t, a.admin("GET", fmt.Sprintf("/users/%d", id), nil).Body["sessions"], "no live session left")
 }
 
 // TestDeletionLeavesNoPersonalData: a user's own deletion and an

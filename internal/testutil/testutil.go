@@ -291,6 +291,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	ln     net.Listener
 	frozen bool
+	delay  time.Duration
 	cond   *sync.Cond
 	conns  []net.Conn
 }
@@ -343,7 +344,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			for p.frozen {
 				p.cond.Wait()
 			}
+			delay := p.delay
 			p.mu.Unlock()
+			time.Sleep(delay)
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -353,6 +356,14 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// Delay makes every write through the proxy wait d: a slow network, each
+// round trip 2·d longer.
+func (p *Proxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
 }
 
 // Freeze stops forwarding; connections stay open and silent.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -30,6 +29,7 @@ type Handlers struct {
 	keys     *token.KeySet
 	logger   *zap.Logger
 	logins   singleflight.Group
+	recheck  *recheck
 }
 
 // HandlersParams are NewHandlers' dependencies.
@@ -42,11 +42,21 @@ type HandlersParams struct {
 	// Keys publishes the JWT public keys; optional.
 	Keys   *token.KeySet `optional:"true"`
 	Logger *zap.Logger
+	// Feed tells logins that a user's sessions were all ended meanwhile
+	// (see recheck); without it every login reads its user again.
+	Feed token.Feed `optional:"true"`
+	// Lifecycle stops the background checks; optional.
+	Lifecycle fx.Lifecycle `optional:"true"`
 }
 
 // NewHandlers returns the login API handlers.
 func NewHandlers(p HandlersParams) *Handlers {
-	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: p.Logger.Named("auth")}
+	log := p.Logger.Named("auth")
+	r, stop := newRecheck(p.Feed, p.Users, p.Strategy, log)
+	if p.Lifecycle != nil {
+		p.Lifecycle.Append(fx.StopHook(stop))
+	}
+	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: log, recheck: r}
 }
 
 // Register adds the routes:
@@ -228,6 +238,7 @@ func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Prov
 	if err != nil {
 		return TokenResponse{}, err
 	}
+	began := h.recheck.begin()
 	res, err := h.users.Login(ctx, in)
 	if err != nil {
 		return TokenResponse{}, err
@@ -238,17 +249,16 @@ func (h *Handlers) login(ctx context.Context, app config.App, prov provider.Prov
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	// A ban or deletion committed while this login ran ended the sessions
-	// it saw; this one is checked now, so that none outlives it.
-	if err := h.users.CheckActive(ctx, res.User.ID); err != nil {
-		reason := token.ReasonUserBanned
-		if errors.Is(err, user.ErrNotFound) {
-			reason = token.ReasonUserDeleted
+	// A ban, deletion or merge committed while this login ran ended the
+	// sessions it saw, not this one: the feed says whether one may have
+	// (see recheck); then the user is read again now.
+	if h.recheck.issuedNow(res.User.ID, pair.SessionID, began) {
+		if err := endIfInactive(ctx, h.users, h.strategy, res.User.ID); err != nil {
+			if !inactive(err) {
+				h.logger.Warn("a login could not check whether its user was banned or deleted meanwhile", zap.Int("user_id", res.User.ID), zap.Error(err))
+			}
+			return TokenResponse{}, err
 		}
-		if rerr := h.strategy.RevokeSession(ctx, res.User.ID, pair.SessionID, reason); rerr != nil && !errors.Is(rerr, token.ErrSessionNotFound) {
-			h.logger.Warn("a session issued to a user banned or deleted meanwhile was not revoked", zap.Int("user_id", res.User.ID), zap.Error(rerr))
-		}
-		return TokenResponse{}, err
 	}
 	view := user.View(res.User, key)
 	h.logger.Info("login", zap.Int("user_id", res.User.ID), zap.String("appid", app.AppID), zap.Bool("created", res.Created))

@@ -52,13 +52,14 @@ func (s *EntStore) batchLogin(ctx context.Context, in LoginInput, now time.Time)
 		args = append(args, in.UnionID)
 	}
 	// The update applies only to a user who may log in (a banned one is
-	// refused with nothing written); the first statement finds them with a
-	// plain read, so the batch locks no users row (the slow path locks the
-	// user before its identities: the other order would deadlock).
-	query := "SET @wxlogin_uid = NULL;\n" +
-		"SELECT u.id INTO @wxlogin_uid FROM identities k JOIN users u ON u.id = k.user_id " +
+	// refused with nothing written). The first statement finds them with a
+	// plain read, NULL when there is none (the variable never keeps an
+	// earlier login's value), so the batch locks no users row: the slow
+	// path locks the user before its identities, the other order would
+	// deadlock.
+	query := "SELECT (SELECT u.id FROM identities k JOIN users u ON u.id = k.user_id " +
 		"WHERE k.provider = ? AND k.appid = ? AND k.openid = ? " +
-		"AND (u.status = 'active' OR (u.status = 'banned' AND u.banned_until IS NOT NULL AND u.banned_until <= ?));\n" +
+		"AND (u.status = 'active' OR (u.status = 'banned' AND u.banned_until IS NOT NULL AND u.banned_until <= ?))) INTO @wxlogin_uid;\n" +
 		"UPDATE identities SET " + strings.Join(set, ", ") + " WHERE " + where + ";\n" +
 		"SELECT " + loginColumns + " FROM identities k JOIN users u ON u.id = k.user_id JOIN identities i ON i.user_id = u.id " +
 		"WHERE k.provider = ? AND k.appid = ? AND k.openid = ? ORDER BY i.id"
