@@ -29,6 +29,16 @@ type Handlers struct {
 	keys     *token.KeySet
 	logger   *zap.Logger
 	logins   singleflight.Group
+	observer LoginObserver
+}
+
+// LoginObserver hears the outcome of every login request (metrics;
+// modules/metrics provides one). It must be quick.
+type LoginObserver interface {
+	// LoginDone is one login request: appid is the app it was for when
+	// the request named (or implied) a configured app, else ""; outcome is
+	// "ok" or the error code answered ("invalid_code", …).
+	LoginDone(appid, outcome string)
 }
 
 // HandlersParams are NewHandlers' dependencies.
@@ -41,11 +51,14 @@ type HandlersParams struct {
 	// Keys publishes the JWT public keys; optional.
 	Keys   *token.KeySet `optional:"true"`
 	Logger *zap.Logger
+	// Observer hears every login's outcome; optional.
+	Observer LoginObserver `optional:"true"`
 }
 
 // NewHandlers returns the login API handlers.
 func NewHandlers(p HandlersParams) *Handlers {
-	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: p.Logger.Named("auth")}
+	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: p.Logger.Named("auth"),
+		observer: p.Observer}
 }
 
 // Register adds the routes:
@@ -127,7 +140,17 @@ func (r loginRequest) session(app config.App) (client, device string, err error)
 // configured. Concurrent requests with one code share one platform call
 // and one answer, so a client that retries does not burn its code against
 // itself.
-func (h *Handlers) Login(c *fiber.Ctx) error {
+func (h *Handlers) Login(c *fiber.Ctx) (err error) {
+	var app config.App
+	if h.observer != nil {
+		defer func() {
+			outcome := "ok"
+			if err != nil {
+				outcome = httpserver.Map(err).Code
+			}
+			h.observer.LoginDone(app.AppID, outcome)
+		}()
+	}
 	var req loginRequest
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
 		return err

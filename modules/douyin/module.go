@@ -1,6 +1,7 @@
 package douyin
 
 import (
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -23,12 +24,17 @@ type Params struct {
 	Apps      config.Apps
 	Store     platformtoken.Store
 	Logger    *zap.Logger `optional:"true"`
+	// TokenObserver hears every access-token fetch (modules/metrics);
+	// Tracer traces calls (modules/tracing).
+	TokenObserver platformtoken.Observer `optional:"true"`
+	Tracer        trace.TracerProvider   `optional:"true"`
 }
 
 // New builds the HTTP client for fx; its idle connections are closed when
 // the application stops.
 func New(p Params) (Client, error) {
-	c, err := NewClient(p.Apps, WithLogger(p.Logger), WithTokenStore(p.Store))
+	c, err := NewClient(p.Apps, WithLogger(p.Logger), WithTokenStore(p.Store),
+		WithTokenObserver(p.TokenObserver), WithTracerProvider(p.Tracer))
 	if err != nil {
 		return nil, err
 	}
