@@ -35,6 +35,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/example"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/metrics"
 	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/profile"
 	"github.com/wxlogin/wxlogin/modules/provider"
@@ -42,6 +43,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/qq/qqemu"
 	"github.com/wxlogin/wxlogin/modules/redis"
 	"github.com/wxlogin/wxlogin/modules/token"
+	"github.com/wxlogin/wxlogin/modules/tracing"
 	"github.com/wxlogin/wxlogin/modules/user"
 	"github.com/wxlogin/wxlogin/modules/wechat"
 )
@@ -100,6 +102,8 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		config.Static(cfg),
 		log.Module,
 		log.FxLogger,
+		metrics.Module, // GET /metrics and /debug/pprof/ on APP_ADMIN_ADDR
+		tracing.Module, // OpenTelemetry, when the OTEL_* variables ask for it
 		database.Module,
 		user.Module,
 		provider.Module,
