@@ -90,21 +90,27 @@ func ErrorOf(c *fiber.Ctx) error {
 // the endpoint the request was for. It is "" when no route matches (404,
 // 405).
 func RouteOf(c *fiber.Ctx) string {
-	// Middleware routes (app.Use, groups) have the method "USE"; Fiber's
-	// stand-in for a request no route saw has no handlers.
-	if r := c.Route(); r.Method != "USE" && len(r.Handlers) > 0 {
+	idx := routeIndexOf(c.App())
+	if r := c.Route(); idx.endpoints[r] {
 		return r.Path
 	}
-	return endpointFor(c.App(), c.Method(), c.Path())
+	segs := split(c.Path())
+	method := c.Method()
+	for _, e := range idx.routes {
+		if e.method == method && matchSegments(e.segments, segs) {
+			return e.template
+		}
+	}
+	return ""
 }
 
-// endpoints caches each application's endpoint routes, rebuilt when
-// routes are added.
-var endpoints sync.Map // *fiber.App → endpointList
-
-type endpointList struct {
-	handlers uint32
-	routes   []endpoint
+// routeIndex knows an application's endpoint routes (not app.Use's or a
+// group's middleware, which Fiber also registers per method, with the same
+// exported fields).
+type routeIndex struct {
+	handlers  uint32
+	endpoints map[*fiber.Route]bool
+	routes    []endpoint
 }
 
 type endpoint struct {
@@ -113,25 +119,34 @@ type endpoint struct {
 	segments []string
 }
 
-// endpointFor finds the template of the endpoint route matching method and
-// path, as Fiber's default (case-insensitive, non-strict) routing would.
-func endpointFor(app *fiber.App, method, path string) string {
-	list, _ := endpoints.Load(app)
-	el, ok := list.(endpointList)
-	if !ok || el.handlers != app.HandlersCount() {
-		el = endpointList{handlers: app.HandlersCount()}
-		for _, r := range app.GetRoutes(true) {
-			el.routes = append(el.routes, endpoint{method: r.Method, template: r.Path, segments: split(r.Path)})
-		}
-		endpoints.Store(app, el)
-	}
-	segs := split(path)
-	for _, e := range el.routes {
-		if e.method == method && matchSegments(e.segments, segs) {
-			return e.template
+// indexes caches each application's routeIndex, rebuilt when routes are added.
+var indexes sync.Map // *fiber.App → *routeIndex
+
+func routeIndexOf(app *fiber.App) *routeIndex {
+	if v, ok := indexes.Load(app); ok {
+		if idx := v.(*routeIndex); idx.handlers == app.HandlersCount() {
+			return idx
 		}
 	}
-	return ""
+	idx := &routeIndex{handlers: app.HandlersCount(), endpoints: map[*fiber.Route]bool{}}
+	// GetRoutes copies the routes, but the copies share their handler
+	// slices with the registered ones: that tells the endpoints apart.
+	first := map[*fiber.Handler]bool{}
+	for _, r := range app.GetRoutes(true) {
+		if len(r.Handlers) > 0 {
+			first[&r.Handlers[0]] = true
+		}
+		idx.routes = append(idx.routes, endpoint{method: r.Method, template: r.Path, segments: split(r.Path)})
+	}
+	for _, stack := range app.Stack() {
+		for _, r := range stack {
+			if len(r.Handlers) > 0 && first[&r.Handlers[0]] {
+				idx.endpoints[r] = true
+			}
+		}
+	}
+	indexes.Store(app, idx)
+	return idx
 }
 
 func split(p string) []string {
@@ -143,7 +158,8 @@ func split(p string) []string {
 }
 
 // matchSegments matches a template's segments (":name", ":name?", "*",
-// "+" or literal text) against a path's.
+// "+" or literal text) against a path's, as Fiber's default routing does
+// (case-insensitive, trailing slash ignored).
 func matchSegments(tpl, path []string) bool {
 	for i, t := range tpl {
 		switch {

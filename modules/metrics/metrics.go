@@ -212,15 +212,20 @@ func (m *Metrics) Middleware() fiber.Handler {
 	}
 }
 
-// methodLabel bounds the method label to the methods HTTP defines.
+// methodLabel bounds the method label to the methods HTTP defines. It
+// returns the constant, never the request's string: Fiber's strings alias
+// buffers that are reused after the request, and a label is kept.
 func methodLabel(method string) string {
-	switch method {
-	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
-		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
-		return method
+	for _, m := range methods {
+		if m == method {
+			return m
+		}
 	}
 	return "OTHER"
 }
+
+var methods = []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+	fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace}
 
 // platform names the platform of a configured appid ("" when unknown).
 func (m *Metrics) platform(appid string) string {
