@@ -60,7 +60,9 @@ func (r *redisCollector) Collect(ch chan<- prometheus.Metric) {
 	if s == nil {
 		return
 	}
-	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	counter(r.hits, float64(s.Hits))
 	counter(r.misses, float64(s.Misses))
