@@ -26,6 +26,7 @@ import (
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/modules/alipay"
 	"github.com/wxlogin/wxlogin/modules/alipay/alipayemu"
+	"github.com/wxlogin/wxlogin/modules/apidoc"
 	"github.com/wxlogin/wxlogin/modules/auth"
 	"github.com/wxlogin/wxlogin/modules/avatar"
 	"github.com/wxlogin/wxlogin/modules/database"
@@ -115,6 +116,7 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		profile.Module,
 		avatar.Module,
 		example.Module,
+		apidoc.Module, // GET /openapi.json
 	}
 	for _, name := range configuredPlatforms(cfg) {
 		opts = append(opts, platforms[name].provider)
