@@ -25,6 +25,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/wxlogin/wxlogin/modules/provider"
 )
@@ -238,9 +239,10 @@ var (
 // HTTP attributes (otelhttp). The query string, which carries AppSecrets,
 // login codes and access tokens, never reaches the span: it is taken off
 // the URL before otelhttp sees the request and put back after. No trace
-// context is sent to the platform. A nil tp returns rt unchanged.
+// context is sent to the platform. A nil or no-op tp (tracing off) returns
+// rt unchanged.
 func Traced(rt http.RoundTripper, tp trace.TracerProvider, platform string) http.RoundTripper {
-	if tp == nil {
+	if _, off := tp.(tracenoop.TracerProvider); tp == nil || off {
 		return rt
 	}
 	if rt == nil {
@@ -259,9 +261,7 @@ func Traced(rt http.RoundTripper, tp trace.TracerProvider, platform string) http
 // TracedClient returns hc with its transport wrapped by [Traced] (hc is
 // changed; NewHTTPClient's result is the caller's own copy).
 func TracedClient(hc *http.Client, tp trace.TracerProvider, platform string) *http.Client {
-	if tp != nil {
-		hc.Transport = Traced(hc.Transport, tp, platform)
-	}
+	hc.Transport = Traced(hc.Transport, tp, platform)
 	return hc
 }
 

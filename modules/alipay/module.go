@@ -10,7 +10,8 @@ import (
 )
 
 // Module provides the Alipay Client for the Alipay apps of config.Apps and
-// joins its *Provider to the "providers" group.
+// joins its *Provider to the "providers" group. It traces its calls when the
+// graph holds a trace.TracerProvider (modules/tracing).
 var Module = fx.Module("alipay",
 	fx.Provide(New, provider.AsProvider(NewProvider)),
 )

@@ -12,7 +12,9 @@ import (
 
 // Module provides the Douyin Client for the Douyin apps of config.Apps and
 // joins its *Provider to the "providers" group. It shares access tokens
-// through the platformtoken.Store of platformtoken.Module.
+// through the platformtoken.Store of platformtoken.Module; it takes a
+// platformtoken.Observer (metrics) and a trace.TracerProvider (tracing) when
+// the graph holds them.
 var Module = fx.Module("douyin",
 	fx.Provide(New, provider.AsProvider(NewProvider)),
 )

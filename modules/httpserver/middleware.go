@@ -22,7 +22,8 @@ type Middleware struct {
 	// Order places it: lower runs first, i.e. wraps the others. Tracing
 	// uses 100, so that its span covers the metrics' work; metrics 200.
 	Order int
-	// Handler is the middleware; it must call c.Next().
+	// Handler is the middleware; it must call c.Next(). nil installs
+	// nothing (a module that is switched off).
 	Handler fiber.Handler
 }
 

@@ -12,7 +12,9 @@ import (
 
 // Module provides the QQ Client for the QQ apps of config.Apps and joins
 // its *Provider to the "providers" group. It shares access tokens through
-// the platformtoken.Store of platformtoken.Module.
+// the platformtoken.Store of platformtoken.Module; it takes a
+// platformtoken.Observer (metrics) and a trace.TracerProvider (tracing) when
+// the graph holds them.
 var Module = fx.Module("qq",
 	fx.Provide(New, provider.AsProvider(NewProvider)),
 )

@@ -57,6 +57,9 @@ var Module = fx.Module("tracing",
 		New,
 		func() propagation.TextMapPropagator { return propagation.TraceContext{} },
 		httpserver.AsMiddleware(func(tp trace.TracerProvider, prop propagation.TextMapPropagator) httpserver.Middleware {
+			if _, off := tp.(noop.TracerProvider); off {
+				return httpserver.Middleware{Name: "tracing"} // off: nothing on the request path
+			}
 			return httpserver.Middleware{Name: "tracing", Order: 100, Handler: Middleware(tp, prop)}
 		}),
 	),
