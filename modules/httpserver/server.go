@@ -7,12 +7,12 @@
 //
 // Routes come from the "routes" value group ([AsRoute]) and readiness
 // checks from the "readiness" group (health.AsCheck); a business module adds
-// its routes the same way the built-in ones do. Middleware that observes
-// every request (metrics, tracing) comes from the "httpserver.middleware"
-// group ([AsMiddleware]) and runs in its declared order; it labels what it
-// records with [RouteOf], the route's template, never the raw path. Route registration order
+// its routes the same way the built-in ones do. Route registration order
 // does not matter: middleware that must run in order is attached by each
-// route itself (see modules/auth).
+// route itself (see modules/auth). Middleware that observes every request
+// (metrics, tracing) comes from the "httpserver.middleware" group
+// ([AsMiddleware]) and runs in its declared order; it labels what it records
+// with [RouteOf], the route's template, never the raw path.
 //
 // An application may replace the error mapping for its own error types by
 // returning an [*Error] from handlers, or decorate *fiber.App with
