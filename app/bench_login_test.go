@@ -112,9 +112,9 @@ func BenchmarkLogin(b *testing.B) {
 	fmt.Fprintf(&out, "\nlogins on MariaDB, one run, %d parallel clients, %d logins per phase:\n", benchClients, n)
 	fmt.Fprintf(&out, "  raw single-row upsert (ceiling) %8.0f rows/s                                             CPU per row: MariaDB %s\n", ceiling, ceilingCPU)
 	fmt.Fprintf(&out, "  first logins                    %8.0f logins/s  %.2f×   statements per login: %s; CPU per login: service %s, MariaDB %s\n",
-		first, first/ceiling, describe(firstStmts), firstCPU[0], firstCPU[1])
+		first, first/ceiling, describeStatements(firstStmts), firstCPU[0], firstCPU[1])
 	fmt.Fprintf(&out, "  returning users                 %8.0f logins/s  %.2f×   statements per login: %s; CPU per login: service %s, MariaDB %s\n",
-		returning, returning/ceiling, describe(returningStmts), returningCPU[0], returningCPU[1])
+		returning, returning/ceiling, describeStatements(returningStmts), returningCPU[0], returningCPU[1])
 	fmt.Print(out.String())
 }
 
@@ -206,7 +206,7 @@ func perLogin(after, before map[string]float64, n int) map[string]float64 {
 	return out
 }
 
-func describe(m map[string]float64) string {
+func describeStatements(m map[string]float64) string {
 	keys := make([]string, 0, len(m))
 	total := 0.0
 	for k, v := range m {

@@ -150,13 +150,26 @@ func (r reply) User() map[string]any {
 	return u
 }
 
+// do sends req. An exchange with the API (not the emulator) is checked
+// against the OpenAPI document (see checkAgainstDoc).
 func (s *service) do(req *http.Request) reply {
 	s.t.Helper()
+	api := strings.HasPrefix(req.URL.String(), s.api+"/")
+	var reqBody []byte
+	if api && req.Body != nil {
+		var err error
+		reqBody, err = io.ReadAll(req.Body)
+		require.NoError(s.t, err)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
 	resp, err := s.http.Do(req)
 	require.NoError(s.t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(s.t, err)
+	if api {
+		s.checkAgainstDoc(req, reqBody, resp, raw)
+	}
 	r := reply{Status: resp.StatusCode, Raw: raw, Header: resp.Header}
 	if len(raw) > 0 {
 		require.NoError(s.t, json.Unmarshal(raw, &r.Body), "every answer is JSON: %s %s → %d %q", req.Method, req.URL.Path, resp.StatusCode, raw)

@@ -27,6 +27,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/admin"
 	"github.com/wxlogin/wxlogin/modules/alipay"
 	"github.com/wxlogin/wxlogin/modules/alipay/alipayemu"
+	"github.com/wxlogin/wxlogin/modules/apidoc"
 	"github.com/wxlogin/wxlogin/modules/auth"
 	"github.com/wxlogin/wxlogin/modules/avatar"
 	"github.com/wxlogin/wxlogin/modules/database"
@@ -36,6 +37,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/example"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/log"
+	"github.com/wxlogin/wxlogin/modules/metrics"
 	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/profile"
 	"github.com/wxlogin/wxlogin/modules/provider"
@@ -43,6 +45,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/qq/qqemu"
 	"github.com/wxlogin/wxlogin/modules/redis"
 	"github.com/wxlogin/wxlogin/modules/token"
+	"github.com/wxlogin/wxlogin/modules/tracing"
 	"github.com/wxlogin/wxlogin/modules/user"
 	"github.com/wxlogin/wxlogin/modules/wechat"
 	"github.com/wxlogin/wxlogin/modules/wechatpush"
@@ -102,6 +105,8 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		config.Static(cfg),
 		log.Module,
 		log.FxLogger,
+		metrics.Module, // GET /metrics and /debug/pprof/ on APP_ADMIN_ADDR
+		tracing.Module, // OpenTelemetry, when the OTEL_* variables ask for it
 		database.Module,
 		user.Module,
 		provider.Module,
@@ -115,6 +120,7 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		example.Module,
 		admin.Module,      // routes only with APP_ADMIN_TOKEN
 		wechatpush.Module, // routes for the apps with a push_token
+		apidoc.Module,     // GET /openapi.json
 	}
 	for _, name := range configuredPlatforms(cfg) {
 		opts = append(opts, platforms[name].provider)

@@ -6,7 +6,7 @@
 // returns one error that lists everything a person must fix.
 //
 // Every module takes only its own section ([HTTP], [Database], [WeChat],
-// [Token], [Redis], [Avatar]); [Module] provides them to fx. An application
+// [Token], [Redis], [Avatar], [Operator]); [Module] provides them to fx. An application
 // that builds its configuration in code supplies it with [Static] instead of
 // [Module].
 package config
@@ -63,6 +63,8 @@ type Config struct {
 	Avatar   Avatar   `koanf:"avatar"`
 	Identity Identity `koanf:"identity"`
 	Admin    Admin    `koanf:"admin"`
+	// Operator is the operator listener (metrics, pprof).
+	Operator Operator `koanf:"operator"`
 	// Apps are the apps this deployment serves (APP_APPS, or the YAML list
 	// "apps"); APP_WECHAT_APPID/APP_WECHAT_SECRET add one WeChat mini program.
 	Apps Apps `koanf:"apps"`
@@ -203,6 +205,13 @@ func (a Admin) String() string { return fmt.Sprintf("Admin{enabled: %t}", a.Enab
 
 // GoString hides the token from %#v.
 func (a Admin) GoString() string { return "config." + a.String() }
+
+// Operator configures the operator listener: GET /metrics (Prometheus) and
+// /debug/pprof/, on an address of its own, apart from the public API.
+type Operator struct {
+	// Addr is the listen address (APP_ADMIN_ADDR); empty turns the listener off.
+	Addr string `koanf:"addr"`
+}
 
 // Identity configures how identities make up users.
 type Identity struct {
@@ -384,6 +393,7 @@ var Vars = []Var{
 	{"APP_AVATAR_DIR", "avatar.dir", "./data/avatars", "where uploaded avatars are stored"},
 	{"APP_AVATAR_MAX_BYTES", "avatar.max_bytes", "2097152", "largest avatar upload, bytes"},
 	{"APP_ADMIN_TOKEN", "admin.token", "", "bearer token of the operators' API under /admin/v1, at least 32 bytes; unset: no admin API (404)"},
+	{"APP_ADMIN_ADDR", "operator.addr", "127.0.0.1:9090", "operator listener (GET /metrics, /debug/pprof/); empty turns it off"},
 }
 
 // LookupFunc reads one environment variable; os.LookupEnv is the usual one.
@@ -488,6 +498,7 @@ func defaults(dev bool) map[string]any {
 		"redis.prefix":           "wxlogin:",
 		"identity.merge":         "on",
 		"avatar.max_bytes":       2 << 20,
+		"operator.addr":          "127.0.0.1:9090",
 	}
 }
 

@@ -26,4 +26,5 @@ var sections = fx.Provide(
 	func(c *Config) Apps { return c.Apps },
 	func(c *Config) Identity { return c.Identity },
 	func(c *Config) Admin { return c.Admin },
+	func(c *Config) Operator { return c.Operator },
 )

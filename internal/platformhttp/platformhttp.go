@@ -21,6 +21,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/wxlogin/wxlogin/modules/provider"
 )
 
@@ -227,3 +233,74 @@ var (
 	_ provider.Classifier = (*TransportError)(nil)
 	_ provider.Classifier = (*ResponseError)(nil)
 )
+
+// Traced wraps rt (nil: http.DefaultTransport) so that every call is a
+// client span of tp named "<platform> <METHOD> <path>", with OpenTelemetry's
+// HTTP attributes (otelhttp). The query string, which carries AppSecrets,
+// login codes and access tokens, never reaches the span: it is taken off
+// the URL before otelhttp sees the request and put back after. No trace
+// context is sent to the platform. A nil or no-op tp (tracing off) returns
+// rt unchanged.
+func Traced(rt http.RoundTripper, tp trace.TracerProvider, platform string) http.RoundTripper {
+	if _, off := tp.(tracenoop.TracerProvider); tp == nil || off {
+		return rt
+	}
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	traced := otelhttp.NewTransport(restoreQuery{rt},
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			return platform + " " + r.Method + " " + r.URL.Path
+		}))
+	return hideQuery{next: traced, base: rt}
+}
+
+// TracedClient returns hc with its transport wrapped by [Traced] (hc is
+// changed; NewHTTPClient's result is the caller's own copy).
+func TracedClient(hc *http.Client, tp trace.TracerProvider, platform string) *http.Client {
+	hc.Transport = Traced(hc.Transport, tp, platform)
+	return hc
+}
+
+type queryKey struct{}
+
+// hideQuery takes the query string off the URL for the layers inside it,
+// keeping it in the request's context. base is the transport that sends.
+type hideQuery struct{ next, base http.RoundTripper }
+
+func (h hideQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.RawQuery == "" && r.URL.User == nil {
+		return h.next.RoundTrip(r)
+	}
+	r2 := r.Clone(context.WithValue(r.Context(), queryKey{}, r.URL))
+	r2.URL.RawQuery, r2.URL.ForceQuery, r2.URL.User = "", false, nil
+	return h.next.RoundTrip(r2)
+}
+
+// restoreQuery puts back what hideQuery took off, for the transport that
+// sends the request.
+type restoreQuery struct{ next http.RoundTripper }
+
+func (x restoreQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	orig, ok := r.Context().Value(queryKey{}).(*url.URL)
+	if !ok {
+		return x.next.RoundTrip(r)
+	}
+	r2 := *r // a shallow copy: only the URL changes
+	u := *r.URL
+	u.RawQuery, u.ForceQuery, u.User = orig.RawQuery, orig.ForceQuery, orig.User
+	r2.URL = &u
+	return x.next.RoundTrip(&r2)
+}
+
+// CloseIdleConnections reaches the transport that sends (otelhttp's
+// does not pass it on), so http.Client.CloseIdleConnections keeps working.
+func (h hideQuery) CloseIdleConnections() {
+	type closer interface{ CloseIdleConnections() }
+	if c, ok := h.base.(closer); ok {
+		c.CloseIdleConnections()
+	}
+}

@@ -264,7 +264,8 @@ func Eventually(t testing.TB, within time.Duration, cond func() bool, format str
 // temporary directory.
 func Config(t testing.TB, vars map[string]string) *config.Config {
 	t.Helper()
-	env := map[string]string{"APP_DATA_DIR": t.TempDir(), "APP_CONFIG": ""}
+	// The operator listener on a free port: tests run side by side.
+	env := map[string]string{"APP_DATA_DIR": t.TempDir(), "APP_CONFIG": "", "APP_ADMIN_ADDR": "127.0.0.1:0"}
 	for k, v := range vars {
 		env[k] = v
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -129,10 +130,15 @@ type options struct {
 	httpClient *http.Client
 	timeout    time.Duration
 	now        func() time.Time
+	tracer     trace.TracerProvider
 }
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithTracerProvider makes every call a client span of tp, without its
+// query string (which carries secrets, codes and access tokens).
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
 
 // WithHTTPClient sets the HTTP client; NewClient refuses one that skips TLS
 // verification, and stops it from following redirects.
@@ -165,7 +171,7 @@ func NewClient(apps config.Apps, opts ...Option) (*HTTPClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("alipay: %w", err)
 	}
-	c := &HTTPClient{apps: map[string]*app{}, timeout: o.timeout, http: hc, log: o.logger.Named("alipay"), now: o.now}
+	c := &HTTPClient{apps: map[string]*app{}, timeout: o.timeout, http: platformhttp.TracedClient(hc, o.tracer, Platform), log: o.logger.Named("alipay"), now: o.now}
 	for _, a := range apps.Of(Platform) {
 		st, err := newApp(a)
 		if err != nil {

@@ -30,6 +30,16 @@ type Handlers struct {
 	logger   *zap.Logger
 	logins   singleflight.Group
 	recheck  *recheck
+	observer LoginObserver
+}
+
+// LoginObserver hears the outcome of every login request (metrics;
+// modules/metrics provides one). It must be quick.
+type LoginObserver interface {
+	// LoginDone is one login request: appid is the app it was for when
+	// the request named (or implied) a configured app, else ""; outcome is
+	// "ok" or the error code answered ("invalid_code", …).
+	LoginDone(appid, outcome string)
 }
 
 // HandlersParams are NewHandlers' dependencies.
@@ -47,6 +57,8 @@ type HandlersParams struct {
 	Feed token.Feed `optional:"true"`
 	// Lifecycle stops the background checks; optional.
 	Lifecycle fx.Lifecycle `optional:"true"`
+	// Observer hears every login's outcome; optional.
+	Observer LoginObserver `optional:"true"`
 }
 
 // NewHandlers returns the login API handlers.
@@ -56,7 +68,8 @@ func NewHandlers(p HandlersParams) *Handlers {
 	if p.Lifecycle != nil {
 		p.Lifecycle.Append(fx.StopHook(stop))
 	}
-	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: log, recheck: r}
+	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: log, recheck: r,
+		observer: p.Observer}
 }
 
 // Register adds the routes:
@@ -143,7 +156,17 @@ func (r loginRequest) session(app config.App) (client, device string, err error)
 // configured. Concurrent requests with one code share one platform call
 // and one answer, so a client that retries does not burn its code against
 // itself.
-func (h *Handlers) Login(c *fiber.Ctx) error {
+func (h *Handlers) Login(c *fiber.Ctx) (err error) {
+	var app config.App
+	if h.observer != nil {
+		defer func() {
+			outcome := "ok"
+			if err != nil {
+				outcome = httpserver.Map(err).Code
+			}
+			h.observer.LoginDone(app.AppID, outcome)
+		}()
+	}
 	var req loginRequest
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
 		return err

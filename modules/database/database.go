@@ -2,14 +2,19 @@
 // default), MySQL/MariaDB or PostgreSQL (pgx through database/sql), migrates
 // the schema and closes the client when the application stops.
 //
-// Module provides *ent.Client. An application that manages its own database
-// replaces it with fx.Replace(client) or fx.Decorate; the rest of the
-// modules only need an *ent.Client.
+// Module provides *ent.Client and the *sql.DB pool under it (whose
+// statistics modules/metrics exports). An application that manages its own
+// database replaces the client with fx.Replace(client) or fx.Decorate; the
+// rest of the modules only need an *ent.Client. When the graph holds a
+// trace.TracerProvider (modules/tracing), every statement is a span
+// (XSAM/otelsql): the statement's text with its placeholders, never its
+// arguments.
 package database
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -21,11 +26,17 @@ import (
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/schema"
+	"github.com/XSAM/otelsql"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -53,15 +64,26 @@ type Params struct {
 	Lifecycle fx.Lifecycle
 	Config    config.Database
 	Logger    *zap.Logger
+	// Tracer makes every statement a span; optional.
+	Tracer trace.TracerProvider `optional:"true"`
+}
+
+// Result is what New provides.
+type Result struct {
+	fx.Out
+	Client *ent.Client
+	// DB is the connection pool under Client (for its statistics).
+	DB *sql.DB
 }
 
 // New opens the client; it migrates the schema on start when AutoMigrate
 // is set and closes the client on stop.
-func New(p Params) (*ent.Client, error) {
-	client, err := Open(p.Config)
+func New(p Params) (Result, error) {
+	db, name, err := OpenDB(p.Config, p.Tracer)
 	if err != nil {
-		return nil, err
+		return Result{}, err
 	}
+	client := ent.NewClient(ent.Driver(entsql.OpenDB(name, db)))
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			if err := Ping(ctx, client); err != nil {
@@ -78,7 +100,7 @@ func New(p Params) (*ent.Client, error) {
 		},
 		OnStop: func(context.Context) error { return client.Close() },
 	})
-	return client, nil
+	return Result{Client: client, DB: db}, nil
 }
 
 // NewBatch opens the batch pool for MySQL (nil for the other drivers) and
@@ -95,21 +117,62 @@ func NewBatch(lc fx.Lifecycle, cfg config.Database) (*Batch, error) {
 // Open opens an ent client for the configured driver without touching the
 // database yet.
 func Open(cfg config.Database) (*ent.Client, error) {
-	db, name, err := openSQL(cfg)
+	db, name, err := OpenDB(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	return ent.NewClient(ent.Driver(entsql.OpenDB(name, db))), nil
 }
 
-func openSQL(cfg config.Database) (*sql.DB, string, error) {
+// OpenDB opens the connection pool for the configured driver without
+// touching the database yet, and returns it with its ent dialect. With a
+// recording tp, every statement is a span of tp.
+func OpenDB(cfg config.Database, tp trace.TracerProvider) (*sql.DB, string, error) {
+	var tracing []otelsql.Option
+	if _, off := tp.(noop.TracerProvider); tp != nil && !off {
+		tracing = []otelsql.Option{
+			otelsql.WithTracerProvider(tp),
+			otelsql.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelsql.WithAttributes(dbSystem(cfg.Driver)),
+			otelsql.WithSpanOptions(otelsql.SpanOptions{
+				DisableErrSkip: true, OmitConnResetSession: true, OmitRows: true, OmitConnectorConnect: true,
+			}),
+		}
+	}
+	return openSQL(cfg, tracing)
+}
+
+// dbSystem is the OpenTelemetry name of a driver's database.
+func dbSystem(driver string) attribute.KeyValue {
+	switch driver {
+	case "mysql":
+		return semconv.DBSystemNameMySQL
+	case "postgres":
+		return semconv.DBSystemNamePostgreSQL
+	}
+	return semconv.DBSystemNameSQLite
+}
+
+// openSQL opens the pool; tracing, when not empty, wraps its driver.
+func openSQL(cfg config.Database, tracing []otelsql.Option) (*sql.DB, string, error) {
+	open := func(c driver.Connector) *sql.DB {
+		if tracing != nil {
+			return otelsql.OpenDB(c, tracing...)
+		}
+		return sql.OpenDB(c)
+	}
 	switch cfg.Driver {
 	case "sqlite":
 		dsn, err := sqliteDSN(cfg.DSN)
 		if err != nil {
 			return nil, "", err
 		}
-		db, err := sql.Open("sqlite", dsn)
+		var db *sql.DB
+		if tracing != nil {
+			db, err = otelsql.Open("sqlite", dsn, tracing...)
+		} else {
+			db, err = sql.Open("sqlite", dsn)
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("database: open sqlite: %w", err)
 		}
@@ -138,13 +201,13 @@ func openSQL(cfg config.Database) (*sql.DB, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("database: %w", err)
 		}
-		db := sql.OpenDB(connector)
+		db := open(connector)
 		db.SetMaxOpenConns(50)
 		db.SetMaxIdleConns(25)
 		db.SetConnMaxLifetime(5 * time.Minute)
 		return db, dialect.MySQL, nil
 	case "postgres":
-		db, err := openPostgres(cfg.DSN)
+		db, err := openPostgres(cfg.DSN, open)
 		if err != nil {
 			return nil, "", err
 		}
@@ -158,7 +221,7 @@ func openSQL(cfg config.Database) (*sql.DB, string, error) {
 // works, a URL or libpq key=value pairs, with their options
 // (sslmode, connect_timeout, default_query_exec_mode=simple_protocol behind
 // PgBouncer in transaction mode, …).
-func openPostgres(dsn string) (*sql.DB, error) {
+func openPostgres(dsn string, open func(driver.Connector) *sql.DB) (*sql.DB, error) {
 	if dsn == "" {
 		// pgx would fall back to PG* variables and a Unix socket: refuse
 		// rather than connect somewhere nobody configured.
@@ -171,7 +234,7 @@ func openPostgres(dsn string) (*sql.DB, error) {
 		return nil, errors.New("database: APP_DATABASE_DSN is not a valid PostgreSQL DSN " +
 			"(want e.g. postgres://user@host:5432/app?sslmode=disable or host=… user=… dbname=…)")
 	}
-	db := stdlib.OpenDB(*pc, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+	db := open(stdlib.GetConnector(*pc, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
 		// timestamptz (ent's time columns here) keeps microseconds; scan it
 		// in UTC as the other drivers do, whatever the process's TZ.
 		c.TypeMap().RegisterType(&pgtype.Type{
@@ -179,7 +242,7 @@ func openPostgres(dsn string) (*sql.DB, error) {
 			Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
 		})
 		return nil
-	}))
+	})))
 	// Each PostgreSQL connection is a server process (max_connections is 100
 	// by default): a smaller pool than MySQL's, shared by a few instances.
 	db.SetMaxOpenConns(25)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -97,10 +98,21 @@ type options struct {
 	store      platformtoken.Store
 	now        func() time.Time
 	lockTTL    time.Duration
+	tracer     trace.TracerProvider
+	tokenObs   platformtoken.Observer
 }
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithTracerProvider makes every call a client span of tp, without its
+// query string (which carries secrets, codes and access tokens).
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
+
+// WithTokenObserver makes o hear every access-token fetch (metrics).
+func WithTokenObserver(o platformtoken.Observer) Option {
+	return func(o2 *options) { o2.tokenObs = o }
+}
 
 // WithHTTPClient sets the HTTP client; NewClient refuses one that skips TLS
 // verification, and stops it from following redirects.
@@ -143,7 +155,7 @@ func NewClient(apps config.Apps, opts ...Option) (*HTTPClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("douyin: %w", err)
 	}
-	c := &HTTPClient{apps: map[string]*app{}, timeout: o.timeout, http: hc, log: o.logger.Named("douyin")}
+	c := &HTTPClient{apps: map[string]*app{}, timeout: o.timeout, http: platformhttp.TracedClient(hc, o.tracer, Platform), log: o.logger.Named("douyin")}
 	for _, a := range apps.Of(Platform) {
 		if a.AppID == "" || a.Secret == "" {
 			return nil, fmt.Errorf("douyin: app %q: appid and secret are required", a.AppID)
@@ -157,6 +169,7 @@ func NewClient(apps config.Apps, opts ...Option) (*HTTPClient, error) {
 			return c.fetchAccessToken(ctx, st)
 		},
 			platformtoken.WithLogger(c.log), platformtoken.WithClock(o.now), platformtoken.WithLockTTL(o.lockTTL),
+			platformtoken.WithObserver(o.tokenObs),
 			platformtoken.WithUnavailable(func(err error) error { return &TransportError{Platform: Platform, Path: "access token", Err: err} }))
 		c.apps[a.AppID] = st
 	}

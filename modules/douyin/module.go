@@ -1,6 +1,7 @@
 package douyin
 
 import (
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -11,7 +12,9 @@ import (
 
 // Module provides the Douyin Client for the Douyin apps of config.Apps and
 // joins its *Provider to the "providers" group. It shares access tokens
-// through the platformtoken.Store of platformtoken.Module.
+// through the platformtoken.Store of platformtoken.Module; it takes a
+// platformtoken.Observer (metrics) and a trace.TracerProvider (tracing) when
+// the graph holds them.
 var Module = fx.Module("douyin",
 	fx.Provide(New, provider.AsProvider(NewProvider)),
 )
@@ -23,12 +26,17 @@ type Params struct {
 	Apps      config.Apps
 	Store     platformtoken.Store
 	Logger    *zap.Logger `optional:"true"`
+	// TokenObserver hears every access-token fetch (modules/metrics);
+	// Tracer traces calls (modules/tracing).
+	TokenObserver platformtoken.Observer `optional:"true"`
+	Tracer        trace.TracerProvider   `optional:"true"`
 }
 
 // New builds the HTTP client for fx; its idle connections are closed when
 // the application stops.
 func New(p Params) (Client, error) {
-	c, err := NewClient(p.Apps, WithLogger(p.Logger), WithTokenStore(p.Store))
+	c, err := NewClient(p.Apps, WithLogger(p.Logger), WithTokenStore(p.Store),
+		WithTokenObserver(p.TokenObserver), WithTracerProvider(p.Tracer))
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,8 @@ func BadRequest(code, message string) *Error { return NewError(fiber.StatusBadRe
 func ErrorHandler(logger *zap.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		e := Map(err)
+		c.Locals(localErrorCode, e.Code)
+		c.Locals(localError, err)
 		l := Logger(c)
 		if _, ok := c.Locals(localLogger).(*zap.Logger); !ok {
 			l = logger

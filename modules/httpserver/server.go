@@ -9,7 +9,10 @@
 // checks from the "readiness" group (health.AsCheck); a business module adds
 // its routes the same way the built-in ones do. Route registration order
 // does not matter: middleware that must run in order is attached by each
-// route itself (see modules/auth).
+// route itself (see modules/auth). Middleware that observes every request
+// (metrics, tracing) comes from the "httpserver.middleware" group
+// ([AsMiddleware]) and runs in its declared order; it labels what it records
+// with [RouteOf], the route's template, never the raw path.
 //
 // An application may replace the error mapping for its own error types by
 // returning an [*Error] from handlers, or decorate *fiber.App with
@@ -30,6 +33,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -69,6 +73,8 @@ type Params struct {
 	Logger    *zap.Logger
 	Routes    []Route        `group:"routes"`
 	Checks    []health.Check `group:"readiness"`
+	// Middleware observes every request (metrics, tracing); see [AsMiddleware].
+	Middleware []Middleware `group:"httpserver.middleware"`
 }
 
 // Server is the Fiber application and its listener.
@@ -89,6 +95,7 @@ func New(p Params) *Server {
 		s.conns.busy(c.Context().Conn())
 		return c.Next()
 	})
+	useMiddleware(s.App, p.Middleware)
 	RegisterHealth(s.App, p.Checks)
 	for _, r := range p.Routes {
 		r.Register(s.App)
@@ -246,6 +253,7 @@ func RegisterHealth(app *fiber.App, checks []health.Check) {
 			results[ch.Name] = "ok"
 		}
 		if !ready {
+			c.Locals(localErrorCode, "not_ready")
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
 				"error":  Body{Code: "not_ready", Message: "a dependency is unavailable"},
 				"checks": results,
@@ -311,14 +319,10 @@ func accessLog(logger *zap.Logger) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		c.Locals(localLogger, logger.With(zap.String("request_id", RequestID(c))))
-		err := c.Next()
-		if err != nil {
-			// Render now so the logged status is the one the client gets.
-			if herr := c.App().ErrorHandler(c, err); herr != nil {
-				_ = c.SendStatus(fiber.StatusInternalServerError)
-			}
-		}
-		access.Info("request",
+		// Render now so the logged status is the one the client gets.
+		RenderError(c, c.Next())
+		fields := make([]zap.Field, 0, 9)
+		fields = append(fields,
 			zap.String("request_id", RequestID(c)),
 			zap.String("method", c.Method()),
 			zap.String("path", c.Path()),
@@ -327,6 +331,11 @@ func accessLog(logger *zap.Logger) fiber.Handler {
 			zap.Int("bytes", len(c.Response().Body())),
 			zap.String("ip", c.IP()),
 		)
+		// The trace the tracing middleware (if any) recorded this request in.
+		if sc := trace.SpanContextFromContext(c.UserContext()); sc.IsValid() {
+			fields = append(fields, zap.String("trace_id", sc.TraceID().String()))
+		}
+		access.Info("request", fields...)
 		return nil
 	}
 }

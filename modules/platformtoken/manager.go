@@ -77,6 +77,19 @@ func WithUnavailable(wrap func(cause error) error) Option {
 	}
 }
 
+// Observer hears every fetch of a new token from the platform (metrics;
+// modules/metrics provides one). It must be quick.
+type Observer interface {
+	// TokenFetched is one fetch for appid that took d; err is nil when a
+	// token came back.
+	TokenFetched(appid string, d time.Duration, err error)
+}
+
+// WithObserver makes o hear every fetch (default: nobody).
+func WithObserver(o Observer) Option {
+	return func(m *Manager) { m.observer = o }
+}
+
 // Manager hands out one appid's access token: from its own memory while
 // fresh, else from the shared Store, else fetched — once per process
 // (single-flight) and once per fleet (the store's lock; the others poll the
@@ -90,6 +103,7 @@ type Manager struct {
 	lockTTL     time.Duration
 	rejected    func(error) bool
 	unavailable func(error) error
+	observer    Observer
 
 	cached atomic.Pointer[Token]
 	flight singleflight.Group
@@ -218,7 +232,11 @@ func (m *Manager) fetchWithoutStore(ctx context.Context, storeErr error) (Token,
 }
 
 func (m *Manager) fetchNew(ctx context.Context) (Token, error) {
+	start := time.Now()
 	value, lifetime, err := m.fetch(ctx)
+	if m.observer != nil {
+		m.observer.TokenFetched(m.appID, time.Since(start), err)
+	}
 	if err != nil {
 		return Token{}, err
 	}

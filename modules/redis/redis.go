@@ -21,7 +21,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	goredis "github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 
 	"github.com/wxlogin/wxlogin/config"
@@ -39,13 +42,31 @@ var Module = fx.Module("redis",
 	),
 )
 
+// Params are New's dependencies.
+type Params struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    config.Redis
+	// Tracer makes every command a span (modules/tracing); optional.
+	Tracer trace.TracerProvider `optional:"true"`
+}
+
 // New connects to the configured Redis or Redis Cluster. Start fails when
-// it does not answer.
-func New(lc fx.Lifecycle, cfg config.Redis) (goredis.UniversalClient, error) {
+// it does not answer. With a recording Tracer, every command is a span
+// (redisotel) naming the command, never its arguments (keys and values
+// hold token hashes and access tokens).
+func New(p Params) (goredis.UniversalClient, error) {
+	lc, cfg := p.Lifecycle, p.Config
 	if !cfg.Enabled() {
 		return nil, fmt.Errorf("redis: APP_REDIS_ADDR is not set")
 	}
 	client := Open(cfg)
+	if _, off := p.Tracer.(noop.TracerProvider); p.Tracer != nil && !off {
+		if err := redisotel.InstrumentTracing(client, redisotel.WithTracerProvider(p.Tracer), redisotel.WithDBStatement(false),
+			redisotel.WithCallerEnabled(false)); err != nil {
+			return nil, fmt.Errorf("redis: tracing: %w", err)
+		}
+	}
 	lc.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			if err := Ping(ctx, client); err != nil {

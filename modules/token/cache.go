@@ -31,6 +31,7 @@ import (
 type Cached struct {
 	inner Strategy
 	now   func() time.Time
+	obs   Observer
 
 	shards []cacheShard
 	mask   uint64
@@ -68,6 +69,9 @@ type CacheOptions struct {
 	Size int
 	// Now is the clock; nil means time.Now. Use the inner strategy's.
 	Now func() time.Time
+	// Observer hears every Verify and how the cache answered (metrics);
+	// nil hears nothing.
+	Observer Observer
 }
 
 // NewCached puts a cache in front of inner. feed must be the feed inner
@@ -82,11 +86,14 @@ func NewCached(inner Strategy, feed Feed, o CacheOptions) (*Cached, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
 	n := 1
 	for n < 64 && n*2*16 <= o.Size {
 		n *= 2
 	}
-	c := &Cached{inner: inner, now: o.Now, shards: make([]cacheShard, n), mask: uint64(n - 1),
+	c := &Cached{inner: inner, now: o.Now, obs: o.Observer, shards: make([]cacheShard, n), mask: uint64(n - 1),
 		sessions: map[string]mark{}, users: map[int]mark{}}
 	for i := range c.shards {
 		size := o.Size / n
@@ -140,8 +147,22 @@ func (c *Cached) Sessions(ctx context.Context, userID int) ([]SessionInfo, error
 // Verify answers from memory when it can.
 func (c *Cached) Verify(ctx context.Context, accessToken string) (Principal, error) {
 	if !c.live.Load() {
-		return c.inner.Verify(ctx, accessToken)
+		p, err := c.inner.Verify(ctx, accessToken)
+		c.obs.Verified(c.inner.Name(), CacheBypass, VerifyResult(err))
+		return p, err
 	}
+	p, hit, err := c.verify(ctx, accessToken)
+	outcome := CacheMiss
+	if hit {
+		outcome = CacheHit
+	}
+	c.obs.Verified(c.inner.Name(), outcome, VerifyResult(err))
+	return p, err
+}
+
+// verify answers from memory (hit) or asks the inner strategy and keeps
+// its answer.
+func (c *Cached) verify(ctx context.Context, accessToken string) (_ Principal, hit bool, _ error) {
 	key := keyOf(accessToken)
 	s := &c.shards[binary.LittleEndian.Uint64(key[:8])&c.mask]
 	s.mu.RLock()
@@ -150,14 +171,14 @@ func (c *Cached) Verify(ctx context.Context, accessToken string) (Principal, err
 	now := c.now()
 	if ok {
 		if now.Before(e.p.ExpiresAt) && !c.marked(&e) {
-			return e.p, nil
+			return e.p, true, nil
 		}
 		s.drop(key, e.seq)
 	}
 	epoch := c.epoch.Load()
 	p, err := c.inner.Verify(ctx, accessToken)
 	if err != nil {
-		return p, err
+		return p, false, err
 	}
 	if now.Before(p.ExpiresAt) {
 		// maxExp first: an Evict that reads it before this update has
@@ -174,7 +195,7 @@ func (c *Cached) Verify(ctx context.Context, accessToken string) (Principal, err
 		}
 		s.mu.Unlock()
 	}
-	return p, nil
+	return p, false, nil
 }
 
 // marked reports whether a revocation after e's verification concerns it.

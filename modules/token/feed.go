@@ -29,6 +29,9 @@ type Revoked struct {
 	// long the jwt strategy must remember the revocation. Zero means one
 	// access-token lifetime from now.
 	Until time.Time `json:"x,omitzero"`
+	// At is when the revocation was made or published (the feed's lag is
+	// measured from it); zero when unknown.
+	At time.Time `json:"t,omitzero"`
 }
 
 // Feed carries revocations to the verification caches of every instance.
@@ -55,6 +58,30 @@ type hub struct {
 	mu   sync.Mutex
 	subs map[*Subscriber]struct{}
 	live bool
+	// name is the feed's kind ("redis", "poll", "local") for the observer.
+	name string
+	obs  Observer
+}
+
+// SetObserver makes o hear the feed's state and the revocations it
+// receives from other instances (metrics). Call it before Start.
+func (h *hub) SetObserver(o Observer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.obs = o
+	if o != nil {
+		o.FeedLive(h.name, h.live)
+	}
+}
+
+// received tells the observer about a revocation made at at.
+func (h *hub) received(at time.Time) {
+	h.mu.Lock()
+	obs := h.obs
+	h.mu.Unlock()
+	if obs != nil && !at.IsZero() {
+		obs.RevocationReceived(h.name, max(time.Since(at), 0))
+	}
 }
 
 // Subscribe registers s and tells it at once whether the feed is live.
@@ -91,6 +118,9 @@ func (h *hub) setLive(live bool) {
 	for s := range h.subs {
 		(*s).Reset(live)
 	}
+	if h.obs != nil {
+		h.obs.FeedLive(h.name, live)
+	}
 }
 
 func (h *hub) isLive() bool {
@@ -108,7 +138,7 @@ var _ Feed = (*LocalFeed)(nil)
 // NewLocalFeed returns a feed that reaches this instance only.
 func NewLocalFeed() *LocalFeed {
 	f := &LocalFeed{}
-	f.live = true
+	f.live, f.name = true, "local"
 	return f
 }
 
@@ -196,13 +226,16 @@ func NewRedisFeed(rdb redis.UniversalClient, prefix string, log *zap.Logger) *Re
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &RedisFeed{rdb: rdb, channel: prefix + "token:revoked", log: log, heartbeat: 300 * time.Millisecond}
+	return &RedisFeed{hub: hub{name: "redis"}, rdb: rdb, channel: prefix + "token:revoked", log: log, heartbeat: 300 * time.Millisecond}
 }
 
 // Publish evicts r from this instance's caches at once and publishes it to
 // the others.
 func (f *RedisFeed) Publish(ctx context.Context, r Revoked) error {
 	f.dispatch(r)
+	if r.At.IsZero() {
+		r.At = time.Now()
+	}
 	payload, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("token: encode revocation: %w", err)
@@ -319,6 +352,7 @@ func (f *RedisFeed) receive(ctx context.Context, ps *redis.PubSub) {
 				continue
 			}
 			f.dispatch(r)
+			f.received(r.At)
 		}
 	}
 }
@@ -360,7 +394,7 @@ func NewPollFeed(client *ent.Client, every time.Duration, log *zap.Logger) *Poll
 	if every <= 0 {
 		every = 500 * time.Millisecond
 	}
-	return &PollFeed{client: client, every: every, log: log, gaps: map[int64]time.Time{}}
+	return &PollFeed{hub: hub{name: "poll"}, client: client, every: every, log: log, gaps: map[int64]time.Time{}}
 }
 
 // Publish evicts r from this instance's caches; the others read the row the
@@ -463,7 +497,8 @@ func (f *PollFeed) pollOnce(ctx context.Context) (int, error) {
 			f.last = row.ID
 		}
 		f.dispatch(Revoked{UserID: row.UserID, SessionIDs: []string{row.SessionID}, Reason: storedReason(row.Reason),
-			Until: row.ExpiresAt.UTC()})
+			Until: row.ExpiresAt.UTC(), At: row.CreatedAt})
+		f.received(row.CreatedAt)
 	}
 	return len(rows), nil
 }

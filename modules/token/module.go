@@ -18,7 +18,7 @@ import (
 // the JWKS route) and the *[Cleaner], whose job it starts and stops with the
 // application. It needs *ent.Client, config.Token, config.Redis and
 // *zap.Logger, and takes a redis.UniversalClient (a single Redis or a
-// Redis Cluster) when one is provided.
+// Redis Cluster) and an [Observer] (metrics) when they are provided.
 var Module = fx.Module("token",
 	fx.Provide(
 		NewKeySet,
@@ -39,6 +39,8 @@ type FeedParams struct {
 	// RedisClient is provided only when Redis is configured.
 	RedisClient redis.UniversalClient `optional:"true"`
 	Logger      *zap.Logger
+	// Observer hears the feed's state and lag (modules/metrics).
+	Observer Observer `optional:"true"`
 }
 
 // ProvideFeed returns a [RedisFeed] when a Redis client is provided, else a
@@ -48,12 +50,16 @@ func ProvideFeed(p FeedParams) Feed {
 		Feed
 		Start(context.Context) error
 		Stop(context.Context) error
+		SetObserver(Observer)
 	}
 	var f startStopper
 	if p.RedisClient != nil {
 		f = NewRedisFeed(p.RedisClient, p.Redis.Prefix, p.Logger)
 	} else {
 		f = NewPollFeed(p.Client, p.Config.RevocationPoll, p.Logger)
+	}
+	if p.Observer != nil {
+		f.SetObserver(p.Observer)
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: f.Start, OnStop: f.Stop})
 	return f
@@ -73,6 +79,8 @@ type StrategyParams struct {
 	Feed        Feed
 	// Batch is provided on MySQL: sessions are issued in one round trip.
 	Batch *database.Batch `optional:"true"`
+	// Observer hears every check (modules/metrics).
+	Observer Observer `optional:"true"`
 }
 
 // ProvideStrategy builds the strategy config.Token.Strategy names, behind
@@ -109,12 +117,14 @@ func ProvideStrategy(p StrategyParams) (Strategy, error) {
 		return nil, err
 	}
 	if p.Config.CacheSize > 0 {
-		c, err := NewCached(s, p.Feed, CacheOptions{Size: p.Config.CacheSize})
+		c, err := NewCached(s, p.Feed, CacheOptions{Size: p.Config.CacheSize, Observer: p.Observer})
 		if err != nil {
 			return nil, err
 		}
 		p.Lifecycle.Append(fx.StopHook(c.Close))
 		s = c
+	} else if p.Observer != nil {
+		s = observed{Strategy: s, obs: p.Observer}
 	}
 	fields := []zap.Field{zap.String("strategy", s.Name()), zap.Int("cache_size", p.Config.CacheSize),
 		zap.Bool("redis", p.RedisClient != nil)}

@@ -10,12 +10,15 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/platformhttp"
 	"github.com/wxlogin/wxlogin/internal/wxcrypto"
 	"github.com/wxlogin/wxlogin/modules/platformtoken"
 	"github.com/wxlogin/wxlogin/modules/provider"
@@ -66,26 +69,52 @@ var _ Client = (*HTTPClient)(nil)
 
 // HTTPClient is the Client that speaks to WeChat (or the emulator) over HTTP.
 type HTTPClient struct {
-	appID   string
-	secret  string
-	baseURL string
-	stable  bool
-	timeout time.Duration
-	http    *http.Client
-	log     *zap.Logger
-	tokens  *platformtoken.Manager
+	appID    string
+	secret   string
+	baseURL  string
+	stable   bool
+	timeout  time.Duration
+	http     *http.Client
+	log      *zap.Logger
+	tokens   *platformtoken.Manager
+	observer Observer
+}
+
+// Observer hears every WeChat call (metrics; modules/metrics provides
+// one). It must be quick.
+type Observer interface {
+	// WeChatCalled is one call for appid of an API path (such as
+	// "/sns/jscode2session"; never the query) that took d. result is
+	// "0" for a success, WeChat's errcode ("40029"), or, when no usable
+	// answer came back, "transport" or "bad_response".
+	WeChatCalled(appid, path, result string, d time.Duration)
 }
 
 // Option adjusts NewClient.
 type Option func(*options)
 
 type options struct {
-	logger     *zap.Logger
-	httpClient *http.Client
-	store      platformtoken.Store
-	now        func() time.Time
-	lockTTL    time.Duration
+	logger        *zap.Logger
+	httpClient    *http.Client
+	store         platformtoken.Store
+	now           func() time.Time
+	lockTTL       time.Duration
+	observer      Observer
+	tokenObserver platformtoken.Observer
+	tracer        trace.TracerProvider
 }
+
+// WithObserver makes o hear every call (metrics).
+func WithObserver(o Observer) Option { return func(o2 *options) { o2.observer = o } }
+
+// WithTokenObserver makes o hear every access-token fetch (metrics).
+func WithTokenObserver(o platformtoken.Observer) Option {
+	return func(o2 *options) { o2.tokenObserver = o }
+}
+
+// WithTracerProvider makes every call a client span of tp, without its
+// query string (which carries the AppSecret, codes and access tokens).
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
@@ -143,19 +172,21 @@ func NewClient(cfg config.WeChat, opts ...Option) (*HTTPClient, error) {
 		return nil, err
 	}
 	c := &HTTPClient{
-		appID:   cfg.AppID,
-		secret:  cfg.Secret,
-		baseURL: base,
-		stable:  cfg.StableToken,
-		timeout: timeout,
-		http:    hc,
-		log:     o.logger.Named("wechat"),
+		appID:    cfg.AppID,
+		secret:   cfg.Secret,
+		baseURL:  base,
+		stable:   cfg.StableToken,
+		timeout:  timeout,
+		http:     platformhttp.TracedClient(hc, o.tracer, "wechat"),
+		log:      o.logger.Named("wechat"),
+		observer: o.observer,
 	}
 	if o.lockTTL <= 0 {
 		o.lockTTL = max(2*timeout, time.Second)
 	}
 	c.tokens = platformtoken.New(cfg.AppID, o.store, c.fetchAccessToken,
 		platformtoken.WithLogger(c.log), platformtoken.WithClock(o.now), platformtoken.WithLockTTL(o.lockTTL),
+		platformtoken.WithObserver(o.tokenObserver),
 		platformtoken.WithRejected(func(err error) bool { return IsKind(err, KindAccessToken) }),
 		platformtoken.WithUnavailable(func(err error) error { return &TransportError{Path: "access token", Err: err} }))
 	return c, nil
@@ -432,6 +463,7 @@ func (c *HTTPClient) call(ctx context.Context, r request, out any) error {
 			err = &TransportError{Path: r.path, Err: scrubError(withoutURL(err), secrets)}
 		}
 		c.log.Warn("wechat call", append(fields, zap.Error(err))...)
+		c.observe(r.path, err, time.Since(start))
 		return err
 	}
 	fields = append(fields, zap.Int("status", status))
@@ -451,7 +483,27 @@ func (c *HTTPClient) call(ctx context.Context, r request, out any) error {
 	default:
 		c.log.Info("wechat call", append(fields, zap.Int("errcode", 0))...)
 	}
+	c.observe(r.path, err, time.Since(start))
 	return err
+}
+
+// observe tells the observer how a call ended.
+func (c *HTTPClient) observe(path string, err error, d time.Duration) {
+	if c.observer == nil {
+		return
+	}
+	result := "0"
+	var we *Error
+	var re *ResponseError
+	switch {
+	case errors.As(err, &we):
+		result = strconv.Itoa(we.Code)
+	case errors.As(err, &re):
+		result = "bad_response"
+	case err != nil:
+		result = "transport"
+	}
+	c.observer.WeChatCalled(c.appID, path, result, d)
 }
 
 func (c *HTTPClient) roundTrip(ctx context.Context, r request) (status int, ctype string, body []byte, err error) {

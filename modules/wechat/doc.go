@@ -73,6 +73,10 @@
 //   - the store:  fx.Decorate(func(platformtoken.Store) platformtoken.Store { return myStore })
 //   - the client: fx.Decorate(func(c wechat.Client) wechat.Client { return myClient{c} })
 //
-// (fx.Decorate at the root of fx.New applies inside this module too). Without
-// fx, [NewClient] builds the same client from a config.WeChat and [Option]s.
+// (fx.Decorate at the root of fx.New applies inside this module too). It
+// takes, when the graph holds them, an [Observer] and a platformtoken.Observer
+// (modules/metrics: calls by appid, path and errcode; access-token fetches)
+// and a trace.TracerProvider (modules/tracing: a client span per call, named
+// after the path, without the query string). Without fx, [NewClient] builds
+// the same client from a config.WeChat and [Option]s.
 package wechat

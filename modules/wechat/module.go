@@ -1,6 +1,7 @@
 package wechat
 
 import (
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -28,12 +29,18 @@ type Params struct {
 	Apps      config.Apps
 	Store     platformtoken.Store
 	Logger    *zap.Logger `optional:"true"`
+	// Observer hears every call, TokenObserver every access-token fetch
+	// (modules/metrics); Tracer traces calls (modules/tracing).
+	Observer      Observer               `optional:"true"`
+	TokenObserver platformtoken.Observer `optional:"true"`
+	Tracer        trace.TracerProvider   `optional:"true"`
 }
 
 // New builds the clients of every WeChat app; their idle connections are
 // closed when the application stops.
 func New(p Params) (*Clients, error) {
-	cs, err := NewClients(p.Config, p.Apps, WithLogger(p.Logger), WithTokenStore(p.Store))
+	cs, err := NewClients(p.Config, p.Apps, WithLogger(p.Logger), WithTokenStore(p.Store),
+		WithObserver(p.Observer), WithTokenObserver(p.TokenObserver), WithTracerProvider(p.Tracer))
 	if err != nil {
 		return nil, err
 	}
