@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -78,10 +79,40 @@ type HTTP struct {
 	// PublicURL is how clients reach this server; it prefixes the URLs the
 	// server hands out (avatars). Default: http://Addr.
 	PublicURL string `koanf:"public_url"`
-	// BodyLimit caps request bodies, in bytes.
+	// BodyLimit caps request bodies, in bytes, on every route that does not
+	// take its own limit (the avatar upload does).
 	BodyLimit int `koanf:"body_limit"`
+	// TrustedProxies are the addresses (IPs or CIDR prefixes, comma-separated)
+	// of the reverse proxies in front of the service: only from them is
+	// ProxyHeader believed when finding a client's address.
+	TrustedProxies string `koanf:"trusted_proxies"`
+	// ProxyHeader carries the client's address through the proxies
+	// (default X-Forwarded-For).
+	ProxyHeader string `koanf:"proxy_header"`
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+// TrustedProxyPrefixes parses TrustedProxies.
+func (h HTTP) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(h.TrustedProxies, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR prefix", item)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // Database configures the SQL database behind ent.
@@ -331,7 +362,9 @@ var Vars = []Var{
 	{"APP_DATA_DIR", "data_dir", "./data", "where development keeps its SQLite file, generated secrets and avatars"},
 	{"APP_HTTP_ADDR", "http.addr", "127.0.0.1:8080", "HTTP listen address"},
 	{"APP_HTTP_PUBLIC_URL", "http.public_url", "http://APP_HTTP_ADDR", "public base URL, used in avatar URLs"},
-	{"APP_HTTP_BODY_LIMIT", "http.body_limit", "4194304", "largest request body, bytes"},
+	{"APP_HTTP_BODY_LIMIT", "http.body_limit", "65536", "largest request body of every route without a limit of its own (all but the avatar upload), bytes"},
+	{"APP_HTTP_TRUSTED_PROXIES", "http.trusted_proxies", "", "reverse proxies (IPs or CIDR prefixes, comma-separated) whose APP_HTTP_PROXY_HEADER names the client's address"},
+	{"APP_HTTP_PROXY_HEADER", "http.proxy_header", "X-Forwarded-For", "header through which trusted proxies pass the client's address (the rightmost untrusted entry counts)"},
 	{"APP_DATABASE_DRIVER", "database.driver", "sqlite", "sqlite | mysql | postgres"},
 	{"APP_DATABASE_DSN", "database.dsn", "SQLite file ./data/wxlogin.db", "data source name, e.g. root@tcp(127.0.0.1:3306)/app?parseTime=true (mysql), postgres://root@127.0.0.1:5432/app?sslmode=disable (postgres)"},
 	{"APP_DATABASE_AUTOMIGRATE", "database.auto_migrate", "true in development", "migrate the schema at start"},
@@ -448,7 +481,8 @@ func defaults(dev bool) map[string]any {
 	return map[string]any{
 		"data_dir":               "./data",
 		"http.addr":              "127.0.0.1:8080",
-		"http.body_limit":        4 << 20,
+		"http.body_limit":        64 << 10,
+		"http.proxy_header":      "X-Forwarded-For",
 		"http.shutdown_timeout":  "10s",
 		"database.driver":        "sqlite",
 		"database.auto_migrate":  dev,
@@ -503,6 +537,12 @@ func (c *Config) complete() error {
 	}
 	if c.HTTP.BodyLimit <= 0 {
 		bad("APP_HTTP_BODY_LIMIT must be positive")
+	}
+	if _, err := c.HTTP.TrustedProxyPrefixes(); err != nil {
+		bad("APP_HTTP_TRUSTED_PROXIES: %v", err)
+	}
+	if strings.TrimSpace(c.HTTP.ProxyHeader) == "" {
+		c.HTTP.ProxyHeader = "X-Forwarded-For"
 	}
 
 	switch c.Database.Driver {
@@ -641,10 +681,6 @@ func (c *Config) complete() error {
 	}
 	if c.Avatar.MaxBytes <= 0 {
 		bad("APP_AVATAR_MAX_BYTES must be positive")
-	} else if int64(c.HTTP.BodyLimit) < c.Avatar.MaxBytes+64<<10 {
-		// Leave room for the multipart envelope so the avatar's own limit
-		// is the one a client runs into.
-		c.HTTP.BodyLimit = int(c.Avatar.MaxBytes + 64<<10)
 	}
 
 	if len(problems) > 0 {

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -105,6 +106,15 @@ func NewHandlers(p Params) *Handlers {
 	}
 }
 
+// envelope is what a multipart upload may carry besides the image.
+const envelope = 64 << 10
+
+// BodyLimits gives the upload route a body limit of its own: the image
+// and its multipart envelope.
+func (h *Handlers) BodyLimits() []httpserver.BodyLimit {
+	return []httpserver.BodyLimit{{Method: fiber.MethodPost, Path: "/api/v1/me/avatar", Bytes: h.maxBytes + envelope}}
+}
+
 // Register adds POST /api/v1/me/avatar and GET /avatars/:name.
 func (h *Handlers) Register(app *fiber.App) {
 	app.Post("/api/v1/me/avatar", h.guard.Handler(), h.Upload)
@@ -117,9 +127,9 @@ var types = map[string]string{"image/jpeg": "jpg", "image/png": "png", "image/we
 // Upload stores the "file" part and points the caller's avatar_url at it.
 func (h *Handlers) Upload(c *fiber.Ctx) error {
 	p, _ := auth.PrincipalOf(c)
-	fh, err := c.FormFile("file")
+	fh, err := h.formFile(c)
 	if err != nil {
-		return httpserver.BadRequest("missing_file", `send the image as multipart/form-data in the field "file" (wx.uploadFile with name: "file")`)
+		return err
 	}
 	if fh.Size > h.maxBytes {
 		return tooLarge(h.maxBytes)
@@ -149,6 +159,24 @@ func (h *Handlers) Upload(c *fiber.Ctx) error {
 	}
 	// The previous file, if it was ours, is gone: see RemoveReplaced.
 	return c.JSON(user.View(u, auth.IdentityOf(p)))
+}
+
+// formFile reads the multipart form within the route's limit (a chunked
+// body included) and returns its "file" part.
+func (h *Handlers) formFile(c *fiber.Ctx) (*multipart.FileHeader, error) {
+	missing := httpserver.BadRequest("missing_file", `send the image as multipart/form-data in the field "file" (wx.uploadFile with name: "file")`)
+	form, err := c.Request().MultipartFormWithLimit(int(h.maxBytes + envelope))
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		return nil, tooLarge(h.maxBytes)
+	}
+	if err != nil {
+		return nil, missing
+	}
+	files := form.File["file"]
+	if len(files) == 0 {
+		return nil, missing
+	}
+	return files[0], nil
 }
 
 // Serve returns a stored avatar.

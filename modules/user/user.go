@@ -293,10 +293,10 @@ func (s *EntStore) adoptAnonymous(ctx context.Context, res *LoginResult, in Logi
 				return errRaced
 			}
 			if err != nil {
-				return fmt.Errorf("user: record the device: %w", err)
+				return unavailable("record the device", err)
 			}
 		case err != nil:
-			return fmt.Errorf("user: read the device's identity: %w", err)
+			return unavailable("read the device's identity", err)
 		case id.UserID == res.User.ID:
 			return nil
 		default:
@@ -306,11 +306,11 @@ func (s *EntStore) adoptAnonymous(ctx context.Context, res *LoginResult, in Logi
 			}
 			from, err := c.User.Get(ctx, id.UserID)
 			if err != nil {
-				return fmt.Errorf("user: read user: %w", err)
+				return unavailable("read user", err)
 			}
 			into, err := c.User.Get(ctx, res.User.ID)
 			if err != nil {
-				return fmt.Errorf("user: read user: %w", err)
+				return unavailable("read user", err)
 			}
 			if err := s.mergeTx(ctx, tx, from, into); err != nil {
 				return err
@@ -330,7 +330,7 @@ func (s *EntStore) adoptAnonymous(ctx context.Context, res *LoginResult, in Logi
 func anonymousOnly(ctx context.Context, c *ent.Client, userID int) (bool, error) {
 	n, err := c.Identity.Query().Where(entidentity.UserID(userID), entidentity.KindNEQ(KindAnonymous)).Count(ctx)
 	if err != nil {
-		return false, fmt.Errorf("user: read identities: %w", err)
+		return false, unavailable("read identities", err)
 	}
 	return n == 0, nil
 }
@@ -358,7 +358,7 @@ func (s *EntStore) login(ctx context.Context, in LoginInput) (*LoginResult, erro
 	}
 	n, err := upd.Save(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("user: login: %w", err)
+		return nil, unavailable("login", err)
 	}
 	if n == 1 {
 		u, err := s.loadByIdentity(ctx, s.client, key)
@@ -400,7 +400,7 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 			upd.SetKind(in.Kind)
 		}
 		if err := upd.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("user: login: %w", err)
+			return nil, unavailable("login", err)
 		}
 	case ent.IsNotFound(err):
 		userID, linked := 0, false
@@ -410,7 +410,7 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 			case err == nil:
 				userID, linked = link.UserID, true
 			case !ent.IsNotFound(err):
-				return nil, fmt.Errorf("user: login: read unionid: %w", err)
+				return nil, unavailable("login: read unionid", err)
 			}
 		}
 		if userID == 0 && in.AnonymousOpenID != "" {
@@ -427,13 +427,13 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 					userID = anon.UserID
 				}
 			case !ent.IsNotFound(err):
-				return nil, fmt.Errorf("user: login: read the device's identity: %w", err)
+				return nil, unavailable("login: read the device's identity", err)
 			}
 		}
 		if userID == 0 {
 			u, err := c.User.Create().SetCreatedAt(now).SetUpdatedAt(now).Save(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("user: create: %w", err)
+				return nil, unavailable("create", err)
 			}
 			userID, res.Created = u.ID, true
 		}
@@ -443,7 +443,7 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 				return nil, errRaced // another first login of this person created the link
 			}
 			if err != nil {
-				return nil, fmt.Errorf("user: link unionid: %w", err)
+				return nil, unavailable("link unionid", err)
 			}
 		}
 		create := c.Identity.Create().
@@ -458,10 +458,10 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 		if err := create.Exec(ctx); ent.IsConstraintError(err) {
 			return nil, errRaced // a concurrent first login of this identity
 		} else if err != nil {
-			return nil, fmt.Errorf("user: create identity: %w", err)
+			return nil, unavailable("create identity", err)
 		}
 	default:
-		return nil, fmt.Errorf("user: login: %w", err)
+		return nil, unavailable("login", err)
 	}
 	u, err := s.loadByIdentity(ctx, c, key)
 	if err != nil {
@@ -481,7 +481,7 @@ func (s *EntStore) linkUnion(ctx context.Context, tx *ent.Tx, id *ent.Identity, 
 	c := tx.Client()
 	now := s.now()
 	if err := c.Identity.UpdateOneID(id.ID).SetUnionid(unionid).SetUpdatedAt(now).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("user: record unionid: %w", err)
+		return nil, unavailable("record unionid", err)
 	}
 	link, err := c.UnionLink.Query().Where(entunionlink.Provider(id.Provider), entunionlink.Unionid(unionid)).Only(ctx)
 	if ent.IsNotFound(err) {
@@ -490,12 +490,12 @@ func (s *EntStore) linkUnion(ctx context.Context, tx *ent.Tx, id *ent.Identity, 
 			return nil, errRaced
 		}
 		if err != nil {
-			return nil, fmt.Errorf("user: link unionid: %w", err)
+			return nil, unavailable("link unionid", err)
 		}
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: read unionid: %w", err)
+		return nil, unavailable("read unionid", err)
 	}
 	if link.UserID == id.UserID {
 		return nil, nil
@@ -507,11 +507,11 @@ func (s *EntStore) linkUnion(ctx context.Context, tx *ent.Tx, id *ent.Identity, 
 	}
 	a, err := c.User.Get(ctx, id.UserID)
 	if err != nil {
-		return nil, fmt.Errorf("user: read user: %w", err)
+		return nil, unavailable("read user", err)
 	}
 	b, err := c.User.Get(ctx, link.UserID)
 	if err != nil {
-		return nil, fmt.Errorf("user: read user: %w", err)
+		return nil, unavailable("read user", err)
 	}
 	into, from := older(a, b)
 	if err := s.mergeTx(ctx, tx, from, into); err != nil {
@@ -543,7 +543,7 @@ func (s *EntStore) LinkUnionID(ctx context.Context, userID int, key IdentityKey,
 				return ErrNotFound
 			}
 			if err != nil {
-				return fmt.Errorf("user: read identity: %w", err)
+				return unavailable("read identity", err)
 			}
 			res = &LoginResult{}
 			if id.Unionid == nil || *id.Unionid != unionid {
@@ -584,7 +584,7 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 				if ent.IsNotFound(err) {
 					return ErrNotFound
 				}
-				return fmt.Errorf("user: read user: %w", err)
+				return unavailable("read user", err)
 			}
 			id, err := c.Identity.Query().Where(identityIs(key)).Only(ctx)
 			switch {
@@ -596,10 +596,10 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 					upd.SetSessionKey(s.sealKey(key, in.SessionKey))
 				}
 				if err := upd.Exec(ctx); err != nil {
-					return fmt.Errorf("user: bind: %w", err)
+					return unavailable("bind", err)
 				}
 			case !ent.IsNotFound(err):
-				return fmt.Errorf("user: read identity: %w", err)
+				return unavailable("read identity", err)
 			default:
 				if in.UnionID != "" {
 					link, err := c.UnionLink.Query().Where(entunionlink.Provider(in.Provider), entunionlink.Unionid(in.UnionID)).Only(ctx)
@@ -612,10 +612,10 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 							return errRaced
 						}
 						if err != nil {
-							return fmt.Errorf("user: link unionid: %w", err)
+							return unavailable("link unionid", err)
 						}
 					case err != nil:
-						return fmt.Errorf("user: read unionid: %w", err)
+						return unavailable("read unionid", err)
 					}
 				}
 				create := c.Identity.Create().
@@ -628,7 +628,7 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 				if err := create.Exec(ctx); ent.IsConstraintError(err) {
 					return errRaced
 				} else if err != nil {
-					return fmt.Errorf("user: bind: %w", err)
+					return unavailable("bind", err)
 				}
 			}
 			u, err := s.loadByIdentity(ctx, c, key)
@@ -653,7 +653,7 @@ func (s *EntStore) Unbind(ctx context.Context, userID int, provider, appid strin
 		c := tx.Client()
 		all, err := c.Identity.Query().Where(entidentity.UserID(userID)).All(ctx)
 		if err != nil {
-			return fmt.Errorf("user: read identities: %w", err)
+			return unavailable("read identities", err)
 		}
 		var keep, drop []*ent.Identity
 		for _, id := range all {
@@ -681,7 +681,7 @@ func (s *EntStore) Unbind(ctx context.Context, userID int, provider, appid strin
 			gone = append(gone, KeyOf(id))
 		}
 		if _, err := c.Identity.Delete().Where(entidentity.IDIn(ids...)).Exec(ctx); err != nil {
-			return fmt.Errorf("user: unbind: %w", err)
+			return unavailable("unbind", err)
 		}
 		// A unionid no remaining identity carries is no longer the user's.
 		still := map[string]bool{}
@@ -694,7 +694,7 @@ func (s *EntStore) Unbind(ctx context.Context, userID int, provider, appid strin
 			if id.Unionid != nil && !still[id.Provider+"\x00"+*id.Unionid] {
 				if _, err := c.UnionLink.Delete().Where(entunionlink.Provider(id.Provider), entunionlink.Unionid(*id.Unionid),
 					entunionlink.UserID(userID)).Exec(ctx); err != nil {
-					return fmt.Errorf("user: unbind: %w", err)
+					return unavailable("unbind", err)
 				}
 			}
 		}
@@ -726,7 +726,7 @@ func (s *EntStore) fillProfile(ctx context.Context, c *ent.Client, u *ent.User, 
 	ids := u.Edges.Identities
 	u, err := upd.SetUpdatedAt(s.now()).Save(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("user: fill profile: %w", err)
+		return nil, unavailable("fill profile", err)
 	}
 	u.Edges.Identities = ids
 	return u, nil
@@ -742,7 +742,7 @@ func (s *EntStore) loadByIdentity(ctx context.Context, c *ent.Client, key Identi
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: load: %w", err)
+		return nil, unavailable("load", err)
 	}
 	s.openKeys(u.Edges.Identities...)
 	return u, nil
@@ -772,7 +772,7 @@ func (s *EntStore) Get(ctx context.Context, id int) (*ent.User, error) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: get: %w", err)
+		return nil, unavailable("get", err)
 	}
 	s.openKeys(u.Edges.Identities...)
 	return u, nil
@@ -785,7 +785,7 @@ func (s *EntStore) Identity(ctx context.Context, userID int, key IdentityKey) (*
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: read identity: %w", err)
+		return nil, unavailable("read identity", err)
 	}
 	s.openKeys(id)
 	return id, nil
@@ -836,7 +836,7 @@ func (s *EntStore) SetSessionKey(ctx context.Context, key IdentityKey, sessionKe
 	n, err := s.client.Identity.Update().Where(identityIs(key)).
 		SetSessionKey(s.sealKey(key, sessionKey)).SetUpdatedAt(s.now()).Save(ctx)
 	if err != nil {
-		return fmt.Errorf("user: store session key: %w", err)
+		return unavailable("store session key", err)
 	}
 	if n == 0 {
 		return ErrNotFound
@@ -850,7 +850,7 @@ func (s *EntStore) save(ctx context.Context, upd *ent.UserUpdateOne) (*ent.User,
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: update: %w", err)
+		return nil, unavailable("update", err)
 	}
 	return s.Get(ctx, u.ID)
 }
@@ -893,14 +893,14 @@ func keyAAD(k IdentityKey) []byte { return []byte(k.Provider + "\x00" + k.AppID 
 func (s *EntStore) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
 	tx, err := s.client.Tx(ctx)
 	if err != nil {
-		return fmt.Errorf("user: begin transaction: %w", err)
+		return unavailable("begin transaction", err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("user: commit: %w", err)
+		return unavailable("commit", err)
 	}
 	return nil
 }
