@@ -63,6 +63,8 @@ type Config struct {
 	Redis    Redis    `koanf:"redis"`
 	Avatar   Avatar   `koanf:"avatar"`
 	Identity Identity `koanf:"identity"`
+	// RateLimit holds the abuse limits.
+	RateLimit RateLimit `koanf:"ratelimit"`
 	// Apps are the apps this deployment serves (APP_APPS, or the YAML list
 	// "apps"); APP_WECHAT_APPID/APP_WECHAT_SECRET add one WeChat mini program.
 	Apps Apps `koanf:"apps"`
@@ -216,6 +218,8 @@ type Avatar struct {
 	Dir string `koanf:"dir"`
 	// MaxBytes caps an upload.
 	MaxBytes int64 `koanf:"max_bytes"`
+	// SweepInterval is how often files nobody points at are deleted.
+	SweepInterval time.Duration `koanf:"sweep_interval"`
 }
 
 // Identity configures how identities make up users.
@@ -399,6 +403,13 @@ var Vars = []Var{
 	{"APP_REDIS_PREFIX", "redis.prefix", "wxlogin:", "prefix of every Redis key this service writes"},
 	{"APP_AVATAR_DIR", "avatar.dir", "./data/avatars", "where uploaded avatars are stored"},
 	{"APP_AVATAR_MAX_BYTES", "avatar.max_bytes", "2097152", "largest avatar upload, bytes"},
+	{"APP_AVATAR_SWEEP_INTERVAL", "avatar.sweep_interval", "10m", "how often uploaded avatars that their owner does not point at (older than 15 minutes) are deleted"},
+	{"APP_RATELIMIT_LOGIN_FAILURES", "ratelimit.login_failures", "60/10m", "failed logins per client address (IPv6: per /64), N/duration or off"},
+	{"APP_RATELIMIT_REFRESH", "ratelimit.refresh", "30/1h", "refreshes per session"},
+	{"APP_RATELIMIT_AVATAR_UPLOADS", "ratelimit.avatar_uploads", "5/10m", "avatar uploads per user"},
+	{"APP_RATELIMIT_OPEN_DATA", "ratelimit.open_data", "30/10m", "phone-number and user-info calls per user"},
+	{"APP_RATELIMIT_PLATFORM_CALLS", "ratelimit.platform_calls", "3000/1m", "calls to a platform's API per app, across the fleet (protects the app's quota)"},
+	{"APP_RATELIMIT_MEMORY_KEYS", "ratelimit.memory_keys", "50000", "keys each limit keeps in memory (without Redis); the least recently seen go first"},
 }
 
 // LookupFunc reads one environment variable; os.LookupEnv is the usual one.
@@ -478,11 +489,10 @@ func LoadFrom(lookup LookupFunc) (*Config, error) {
 }
 
 func defaults(dev bool) map[string]any {
-	return map[string]any{
+	return withLimitDefaults(map[string]any{
 		"data_dir":               "./data",
 		"http.addr":              "127.0.0.1:8080",
 		"http.body_limit":        64 << 10,
-		"http.proxy_header":      "X-Forwarded-For",
 		"http.shutdown_timeout":  "10s",
 		"database.driver":        "sqlite",
 		"database.auto_migrate":  dev,
@@ -504,7 +514,7 @@ func defaults(dev bool) map[string]any {
 		"redis.prefix":           "wxlogin:",
 		"identity.merge":         "on",
 		"avatar.max_bytes":       2 << 20,
-	}
+	})
 }
 
 // errorsForPeople turns a decoding error into something that names the key.
@@ -681,6 +691,12 @@ func (c *Config) complete() error {
 	}
 	if c.Avatar.MaxBytes <= 0 {
 		bad("APP_AVATAR_MAX_BYTES must be positive")
+	}
+	if c.Avatar.SweepInterval <= 0 {
+		bad("APP_AVATAR_SWEEP_INTERVAL must be a positive duration")
+	}
+	if c.RateLimit.MemoryKeys <= 0 {
+		bad("APP_RATELIMIT_MEMORY_KEYS must be positive")
 	}
 
 	if len(problems) > 0 {

@@ -25,4 +25,5 @@ var sections = fx.Provide(
 	func(c *Config) Avatar { return c.Avatar },
 	func(c *Config) Apps { return c.Apps },
 	func(c *Config) Identity { return c.Identity },
+	func(c *Config) RateLimit { return c.RateLimit },
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/provider"
+	"github.com/wxlogin/wxlogin/modules/ratelimit"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
 )
@@ -27,6 +29,8 @@ type Handlers struct {
 	strategy token.Strategy
 	guard    *Guard
 	keys     *token.KeySet
+	limits   ratelimit.Limits
+	avatars  AvatarPolicy
 	logger   *zap.Logger
 	logins   singleflight.Group
 }
@@ -39,13 +43,23 @@ type HandlersParams struct {
 	Strategy token.Strategy
 	Guard    *Guard
 	// Keys publishes the JWT public keys; optional.
-	Keys   *token.KeySet `optional:"true"`
-	Logger *zap.Logger
+	Keys *token.KeySet `optional:"true"`
+	// Limits are the abuse limits (failed logins per address, refreshes
+	// per session); without them nothing is limited.
+	Limits *ratelimit.Limits `optional:"true"`
+	// Avatars judges avatar URLs set through PATCH; optional.
+	Avatars AvatarPolicy `optional:"true"`
+	Logger  *zap.Logger
 }
 
 // NewHandlers returns the login API handlers.
 func NewHandlers(p HandlersParams) *Handlers {
-	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: p.Logger.Named("auth")}
+	h := &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, avatars: p.Avatars,
+		logger: p.Logger.Named("auth")}
+	if p.Limits != nil {
+		h.limits = *p.Limits
+	}
+	return h
 }
 
 // Register adds the routes:
@@ -59,7 +73,13 @@ func NewHandlers(p HandlersParams) *Handlers {
 //	GET   /.well-known/jwks.json   the JWT public keys (EdDSA), else 404
 func (h *Handlers) Register(app *fiber.App) {
 	app.Get("/.well-known/jwks.json", h.JWKS)
-	app.Post("/api/v1/auth/login", h.Login)
+	// Failed logins are limited per client address, successes are not:
+	// many users share a carrier's address, while junk codes spend the
+	// app's platform quota.
+	app.Post("/api/v1/auth/login", ratelimit.New(ratelimit.Config{
+		Limiter: h.limits.LoginFailures, FailuresOnly: true,
+		Message: "too many failed logins from this address; retry later",
+	}), h.Login)
 	app.Post("/api/v1/auth/refresh", h.Refresh)
 	app.Post("/api/v1/auth/logout", h.guard.Handler(), h.Logout)
 	app.Post("/api/v1/auth/logout/all", h.guard.Handler(), h.LogoutAll)
@@ -220,11 +240,34 @@ func (h *Handlers) Refresh(c *fiber.Ctx) error {
 	if len(*req.RefreshToken) > MaxTokenLen {
 		return token.ErrInvalidRefresh
 	}
-	pair, err := h.strategy.Refresh(c.UserContext(), *req.RefreshToken)
+	ctx := c.UserContext()
+	// Refreshes are counted per session, and only those of genuine refresh
+	// tokens (accepted, or detected as reused): a forged token naming a
+	// session someone saw in a JWT must not use that session's allowance up.
+	sid := refreshSession(*req.RefreshToken)
+	if sid != "" {
+		if err := ratelimit.Check(ctx, h.limits.Refresh, sid, "too many refreshes of this session; retry later"); err != nil {
+			return err
+		}
+	}
+	pair, err := h.strategy.Refresh(ctx, *req.RefreshToken)
+	if sid != "" && (err == nil || errors.Is(err, token.ErrRefreshReused)) {
+		ratelimit.Record(context.WithoutCancel(ctx), h.limits.Refresh, sid)
+	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(tokenResponse(pair, nil))
+}
+
+// refreshSession is the session id a refresh token names ("<session
+// id>.<secret>"), or "" when it names none.
+func refreshSession(rt string) string {
+	sid, _, ok := strings.Cut(rt, ".")
+	if !ok || sid == "" || len(sid) > 128 {
+		return ""
+	}
+	return sid
 }
 
 // Logout revokes the caller's session: this access token and its refresh
@@ -277,6 +320,11 @@ func (h *Handlers) UpdateMe(c *fiber.Ctx) error {
 		return httpserver.BadRequest("empty_update", "give \"nickname\" and/or \"avatar_url\"")
 	}
 	p, _ := PrincipalOf(c)
+	if req.AvatarURL != nil && h.avatars != nil {
+		if err := h.avatars.CheckAvatarURL(c.UserContext(), p.UserID, *req.AvatarURL); err != nil {
+			return err
+		}
+	}
 	u, err := h.users.UpdateProfile(c.UserContext(), p.UserID, user.ProfileUpdate{Nickname: req.Nickname, AvatarURL: req.AvatarURL})
 	if err != nil {
 		return err
@@ -307,4 +355,12 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// AvatarPolicy judges the avatar URL a user sets through PATCH /api/v1/me;
+// modules/avatar provides one that refuses URLs of files stored here that
+// the user did not upload. An error is the answer (a user.ValidationError
+// is 400 invalid_avatar_url).
+type AvatarPolicy interface {
+	CheckAvatarURL(ctx context.Context, userID int, url string) error
 }

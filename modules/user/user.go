@@ -792,25 +792,41 @@ func (s *EntStore) Identity(ctx context.Context, userID int, key IdentityKey) (*
 }
 
 // UpdateProfile validates every given field before writing any.
+//
+// It runs in a transaction, so that hooks on the user's row (modules/avatar
+// swaps avatar files under the row's lock) see one change at a time.
 func (s *EntStore) UpdateProfile(ctx context.Context, id int, up ProfileUpdate) (*ent.User, error) {
-	upd := s.client.User.UpdateOneID(id).
-		Where(entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).
-		SetUpdatedAt(s.now())
+	var nickname, avatar *string
 	if up.Nickname != nil {
 		n, err := ValidateNickname(*up.Nickname)
 		if err != nil {
 			return nil, err
 		}
-		upd.SetNickname(n)
+		nickname = &n
 	}
 	if up.AvatarURL != nil {
 		a, err := ValidateAvatarURL(*up.AvatarURL)
 		if err != nil {
 			return nil, err
 		}
-		upd.SetAvatarURL(a)
+		avatar = &a
 	}
-	return s.save(ctx, upd)
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		upd := tx.User.UpdateOneID(id).
+			Where(entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).
+			SetUpdatedAt(s.now()).
+			SetNillableNickname(nickname).
+			SetNillableAvatarURL(avatar)
+		err := upd.Exec(ctx)
+		if ent.IsNotFound(err) {
+			return ErrNotFound
+		}
+		return unavailable("update", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
 }
 
 // SetPhone stores p.
