@@ -227,7 +227,9 @@ func (h *Handlers) UserInfo(c *fiber.Ctx) error {
 	}
 	var up user.ProfileUpdate
 	anonymous := info.NickName == Anonymous
-	if !anonymous && strings.TrimSpace(info.NickName) != "" {
+	// A platform nickname the profile rules refuse (blank, invisible
+	// formatting characters) is ignored rather than failing the call.
+	if _, err := user.ValidateNickname(info.NickName); !anonymous && err == nil {
 		up.Nickname = &info.NickName
 	}
 	if !anonymous && info.AvatarURL != "" && !strings.HasSuffix(info.AvatarURL, anonymousAvatar) {

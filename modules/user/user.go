@@ -35,7 +35,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -928,8 +927,9 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// ValidateNickname trims n and checks it is valid UTF-8, printable, and
-// 1..MaxNicknameRunes characters.
+// ValidateNickname trims n and checks it is valid UTF-8, 1..MaxNicknameRunes
+// characters, without control or invisible format characters, and with at
+// least one visible character (see nicknameCharacters).
 func ValidateNickname(n string) (string, error) {
 	if !utf8.ValidString(n) {
 		return "", &ValidationError{Field: "nickname", Reason: "must be valid UTF-8"}
@@ -941,10 +941,8 @@ func ValidateNickname(n string) (string, error) {
 	if utf8.RuneCountInString(n) > MaxNicknameRunes {
 		return "", &ValidationError{Field: "nickname", Reason: fmt.Sprintf("must be at most %d characters", MaxNicknameRunes)}
 	}
-	for _, r := range n {
-		if unicode.IsControl(r) {
-			return "", &ValidationError{Field: "nickname", Reason: "must not contain control characters"}
-		}
+	if err := nicknameCharacters(n); err != nil {
+		return "", err
 	}
 	return n, nil
 }
