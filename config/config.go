@@ -156,6 +156,9 @@ type Token struct {
 	RefreshTTL time.Duration `koanf:"refresh_ttl"`
 	// Issuer is the JWT "iss".
 	Issuer string `koanf:"issuer"`
+	// Audience is the JWT "aud" put in and required (default: Issuer), so
+	// that services sharing keys or a JWKS do not take each other's tokens.
+	Audience string `koanf:"audience"`
 	// JWTAlg is "HS256" or "EdDSA".
 	JWTAlg string `koanf:"jwt_alg"`
 	// JWTKeys are the Ed25519 keys, "kid:base64url(seed)" separated by commas;
@@ -388,6 +391,7 @@ var Vars = []Var{
 	{"APP_TOKEN_TTL", "token.ttl", "2h", "access token lifetime (Go duration)"},
 	{"APP_TOKEN_REFRESH_TTL", "token.refresh_ttl", "720h", "refresh token lifetime (Go duration)"},
 	{"APP_TOKEN_ISSUER", "token.issuer", "wxlogin", "JWT issuer (iss)"},
+	{"APP_TOKEN_AUDIENCE", "token.audience", "APP_TOKEN_ISSUER", "JWT audience (aud), put in every access token and required of every one presented"},
 	{"APP_TOKEN_JWT_ALG", "token.jwt_alg", "HS256", "HS256 | EdDSA"},
 	{"APP_TOKEN_JWT_KEYS", "token.jwt_keys", "generated into ./data in development", "Ed25519 keys kid:base64url(seed), comma-separated, first signs (required for EdDSA in production)"},
 	{"APP_TOKEN_REFRESH_IDLE", "token.refresh_idle", "0", "a session whose refresh token is not used for this long expires (0 = off); APP_TOKEN_REFRESH_TTL then counts from the login"},
@@ -591,6 +595,9 @@ func (c *Config) complete() error {
 	}
 	if u, err := url.Parse(c.WeChat.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("APP_WECHAT_BASEURL must be an http(s) URL, not %q", c.WeChat.BaseURL)
+	} else if !dev && u.Scheme != "https" {
+		// The AppSecret travels in its query: never in clear text.
+		bad("APP_WECHAT_BASEURL must be an https URL in production (the AppSecret travels to it), not %q", c.WeChat.BaseURL)
 	}
 	c.WeChat.BaseURL = strings.TrimRight(c.WeChat.BaseURL, "/")
 	if c.WeChat.Timeout <= 0 {
@@ -611,6 +618,9 @@ func (c *Config) complete() error {
 	}
 	if c.Token.Issuer == "" {
 		bad("APP_TOKEN_ISSUER must not be empty")
+	}
+	if c.Token.Audience = strings.TrimSpace(c.Token.Audience); c.Token.Audience == "" {
+		c.Token.Audience = c.Token.Issuer
 	}
 	if c.Token.CacheSize < 0 {
 		bad("APP_TOKEN_CACHE_SIZE must be 0 or more")
@@ -774,6 +784,8 @@ func (c *Config) completeApps(bad func(string, ...any)) {
 		if a.BaseURL != "" {
 			if u, err := url.Parse(a.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				bad("%s: base_url must be an http(s) URL, not %q", name, a.BaseURL)
+			} else if !dev && u.Scheme != "https" {
+				bad("%s: base_url must be an https URL in production (credentials travel to it), not %q", name, a.BaseURL)
 			}
 			a.BaseURL = strings.TrimRight(a.BaseURL, "/")
 		}
@@ -870,6 +882,15 @@ func (c *Config) devMaterial(name string, make func() (string, error)) (string, 
 		return "", err
 	}
 	return value, nil
+}
+
+// JWTAudience is the audience JWTs carry and must carry: Audience, else
+// Issuer.
+func (t Token) JWTAudience() string {
+	if t.Audience != "" {
+		return t.Audience
+	}
+	return t.Issuer
 }
 
 // PreviousSecretList splits PreviousSecrets.
