@@ -6,7 +6,7 @@
 // returns one error that lists everything a person must fix.
 //
 // Every module takes only its own section ([HTTP], [Database], [WeChat],
-// [Token], [Redis], [Avatar]); [Module] provides them to fx. An application
+// [Token], [Redis], [Avatar], [RateLimit]); [Module] provides them to fx. An application
 // that builds its configuration in code supplies it with [Static] instead of
 // [Module].
 package config
