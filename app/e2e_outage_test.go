@@ -178,3 +178,46 @@ func TestDependencyOutage(t *testing.T) {
 		})
 	}
 }
+
+// TestSilentDatabase: a database that accepts connections but stops
+// answering (a partition, a hung server) is a 503 within the request's
+// deadline, not a request that hangs; the service recovers when it
+// answers again.
+func TestSilentDatabase(t *testing.T) {
+	for _, backend := range testutil.ServerBackends {
+		t.Run(backend, func(t *testing.T) {
+			db := testutil.DatabaseConfig(t, backend)
+			var proxy *testutil.Proxy
+			if backend == "mariadb" {
+				proxy = testutil.NewProxy(t, testutil.MariaDBAddr)
+				db = testutil.MariaDBVia(t, db, proxy.Addr())
+			} else {
+				proxy = testutil.NewProxy(t, testutil.PostgresAddr)
+				db = testutil.PostgresVia(t, db, proxy.Addr())
+			}
+			s := boot(t, map[string]string{"APP_DATABASE_DRIVER": db.Driver, "APP_DATABASE_DSN": db.DSN,
+				"APP_TOKEN_STRATEGY": "db", "APP_HTTP_REQUEST_TIMEOUT": "2s"})
+			_, r := s.login("silent-db-user")
+			access := r.Str("access_token")
+
+			proxy.Freeze()
+			var me reply
+			testutil.Eventually(t, 30*time.Second, func() bool {
+				me = s.call("GET", s.api+"/api/v1/me", access, nil)
+				require.Contains(t, []int{200, 503}, me.Status, "%s", me.Raw)
+				return me.Status == 503
+			}, "a silent database is a 503")
+			require.Equal(t, "service_unavailable", me.ErrorCode())
+			require.NotEmpty(t, me.Header.Get("Retry-After"))
+			l := s.call("POST", s.api+"/api/v1/auth/login", "", map[string]string{"code": s.wxLogin("silent-newcomer").Code})
+			require.Equal(t, 503, l.Status, "%s", l.Raw)
+			require.Equal(t, "service_unavailable", l.ErrorCode())
+
+			proxy.Thaw()
+			proxy.CloseAll() // what the frozen connections carried is stale
+			testutil.Eventually(t, 30*time.Second, func() bool {
+				return s.call("GET", s.api+"/api/v1/me", access, nil).Status == 200
+			}, "the same token works once the database answers again")
+		})
+	}
+}

@@ -93,6 +93,10 @@ type HTTP struct {
 	ProxyHeader string `koanf:"proxy_header"`
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// RequestTimeout bounds the work of one request (its context's
+	// deadline): a dependency that stops answering makes it a 503, not a
+	// request that hangs.
+	RequestTimeout time.Duration `koanf:"request_timeout"`
 }
 
 // TrustedProxyPrefixes parses TrustedProxies.
@@ -370,6 +374,7 @@ var Vars = []Var{
 	{"APP_HTTP_ADDR", "http.addr", "127.0.0.1:8080", "HTTP listen address"},
 	{"APP_HTTP_PUBLIC_URL", "http.public_url", "http://APP_HTTP_ADDR", "public base URL, used in avatar URLs"},
 	{"APP_HTTP_BODY_LIMIT", "http.body_limit", "65536", "largest request body of every route without a limit of its own (all but the avatar upload), bytes"},
+	{"APP_HTTP_REQUEST_TIMEOUT", "http.request_timeout", "15s", "deadline of one request's work: a database or Redis that stops answering makes it a 503 instead of a hang"},
 	{"APP_HTTP_TRUSTED_PROXIES", "http.trusted_proxies", "", "reverse proxies (IPs or CIDR prefixes, comma-separated) whose APP_HTTP_PROXY_HEADER names the client's address"},
 	{"APP_HTTP_PROXY_HEADER", "http.proxy_header", "X-Forwarded-For", "header through which trusted proxies pass the client's address (the rightmost untrusted entry counts)"},
 	{"APP_DATABASE_DRIVER", "database.driver", "sqlite", "sqlite | mysql | postgres"},
@@ -551,6 +556,9 @@ func (c *Config) complete() error {
 	}
 	if c.HTTP.BodyLimit <= 0 {
 		bad("APP_HTTP_BODY_LIMIT must be positive")
+	}
+	if c.HTTP.RequestTimeout <= 0 {
+		bad("APP_HTTP_REQUEST_TIMEOUT must be a positive duration")
 	}
 	if _, err := c.HTTP.TrustedProxyPrefixes(); err != nil {
 		bad("APP_HTTP_TRUSTED_PROXIES: %v", err)

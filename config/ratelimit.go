@@ -91,11 +91,12 @@ func (r *Rate) UnmarshalText(b []byte) error {
 // MarshalText writes the rate as configured.
 func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
-// withLimitDefaults adds the defaults of the proxy header, the avatar sweep and
-// the rate limits to m.
+// withLimitDefaults adds the defaults of the proxy header, the request
+// deadline, the avatar sweep and the rate limits to m.
 func withLimitDefaults(m map[string]any) map[string]any {
 	for k, v := range map[string]any{
 		"http.proxy_header":        "X-Forwarded-For",
+		"http.request_timeout":     "15s",
 		"avatar.sweep_interval":    "10m",
 		"ratelimit.login_failures": "60/10m",
 		"ratelimit.refresh":        "30/1h",

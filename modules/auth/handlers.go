@@ -170,8 +170,14 @@ func (h *Handlers) Login(c *fiber.Ctx) error {
 	sum := sha256.Sum256([]byte(app.AppID + "\x00" + code))
 	key := hex.EncodeToString(sum[:])
 	// Detached from the request: the shared call must finish even if the
-	// first caller goes away, since the code is spent at the platform either way.
+	// first caller goes away, since the code is spent at the platform either
+	// way; but not from its deadline, so that a silent database is a 503.
 	ctx := context.WithoutCancel(c.UserContext())
+	if dl, ok := c.UserContext().Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl)
+		defer cancel()
+	}
 	v, err, _ := h.logins.Do(key, func() (any, error) {
 		return h.login(ctx, app, prov, provider.Credentials{Code: code}, client, device)
 	})

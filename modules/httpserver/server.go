@@ -20,7 +20,9 @@
 // X-Content-Type-Options: nosniff and, unless the handler says otherwise,
 // Cache-Control: no-store (tokens and profiles must not be cached).
 // [ClientIP] is the client's address, read from the proxy header only when
-// the peer is one of config.HTTP.TrustedProxies.
+// the peer is one of config.HTTP.TrustedProxies. A request's context
+// (c.UserContext()) ends at config.HTTP.RequestTimeout, so a dependency that
+// stops answering makes it a 503 rather than a request that hangs.
 //
 // An application may replace the error mapping for its own error types by
 // returning an [*Error] from handlers, or decorate *fiber.App with
@@ -157,8 +159,28 @@ func newApp(cfg config.HTTP, logger *zap.Logger, limits []BodyLimit) (*fiber.App
 		IdleTimeout:                  2 * time.Minute,
 		ErrorHandler:                 ErrorHandler(logger),
 	})
-	app.Use(requestID, securityHeaders, accessLog(logger, proxies), recover.New(), bodies.handler)
+	app.Use(requestID, securityHeaders, accessLog(logger, proxies), recover.New(), deadline(cfg.RequestTimeout), bodies.handler)
 	return app, nil
+}
+
+// DefaultRequestTimeout bounds a request's work when config.HTTP.RequestTimeout
+// is not set.
+const DefaultRequestTimeout = 15 * time.Second
+
+// deadline gives the request's context (c.UserContext()) a deadline, so
+// that every call a handler makes with it — the database, Redis — gives up
+// when a dependency stops answering, and the client gets a 503 instead of a
+// request that hangs.
+func deadline(d time.Duration) fiber.Handler {
+	if d <= 0 {
+		d = DefaultRequestTimeout
+	}
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), d)
+		defer cancel()
+		c.SetUserContext(ctx)
+		return c.Next()
+	}
 }
 
 // securityHeaders sets what every answer carries: no content sniffing,

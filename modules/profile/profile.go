@@ -4,7 +4,9 @@
 // wx.getUserProfile). The nickname input and the chooseAvatar upload are
 // PATCH /api/v1/me and modules/avatar.
 //
-// Routes (bearer): POST /api/v1/me/phone and POST /api/v1/me/userinfo.
+// Routes (bearer): POST /api/v1/me/phone and POST /api/v1/me/userinfo, both
+// limited per user by ratelimit.Limits.OpenData when the graph holds the
+// limits.
 // Encrypted data is decrypted with the session_key of the identity the
 // caller logged in with (each identity keeps its own) and accepted only
 // when its watermark names that identity's app. Phone numbers come from the
