@@ -102,6 +102,9 @@ func withLimitDefaults(m map[string]any) map[string]any {
 		"ratelimit.refresh":        "30/1h",
 		"ratelimit.avatar_uploads": "5/10m",
 		"ratelimit.open_data":      "30/10m",
+		// [U] WeChat publishes no per-app minute quota for code2Session
+		// (only 45011's 100 calls per user per minute): 3000/min is a guess
+		// meant to sit below it; operators set what their app was granted.
 		"ratelimit.platform_calls": "3000/1m",
 		"ratelimit.memory_keys":    50000,
 	} {

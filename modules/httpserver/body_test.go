@@ -207,6 +207,8 @@ func TestClientIP(t *testing.T) {
 		{"a chain of trusted proxies", "127.0.0.0/8,10.0.0.0/8", []string{"1.2.3.4, 10.0.0.7", "10.1.1.1"}, "1.2.3.4"},
 		{"IPv6", "127.0.0.1", []string{"2001:db8::1"}, "2001:db8::1"},
 		{"no header from a trusted proxy", "127.0.0.1", nil, "127.0.0.1"},
+		{"entries with ports", "127.0.0.1", []string{"6.6.6.6, 1.2.3.4:5678"}, "1.2.3.4"},
+		{"garbage stops the walk", "127.0.0.1", []string{"1.2.3.4, not-an-address"}, "127.0.0.1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -73,8 +73,8 @@ func (p *proxyTrust) clientIP(c *fiber.Ctx) string {
 	})
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
+		a, ok := parseHop(hops[i])
+		if !ok {
 			break // garbage: keep the last address a trusted proxy vouched for
 		}
 		client = a.Unmap()
@@ -83,4 +83,17 @@ func (p *proxyTrust) clientIP(c *fiber.Ctx) string {
 		}
 	}
 	return client.String()
+}
+
+// parseHop reads one entry of the proxy header: an address, possibly with a
+// port ("1.2.3.4:5678", "[2001:db8::1]:443"), as some proxies write it.
+func parseHop(h string) (netip.Addr, bool) {
+	h = strings.TrimSpace(h)
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr(), true
+	}
+	return netip.Addr{}, false
 }
