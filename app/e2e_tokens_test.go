@@ -107,10 +107,10 @@ func TestEdDSAAndJWKS(t *testing.T) {
 	tok, err := jwt.ParseWithClaims(access, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		return keys[kid], nil
-	}, jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer(s.cfg.Token.Issuer), jwt.WithExpirationRequired())
+	}, jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer(s.cfg.Token.Issuer), jwt.WithAudience(s.cfg.Token.Audience), jwt.WithExpirationRequired())
 	require.NoError(t, err)
 	require.True(t, tok.Valid)
-	for _, c := range []string{"sub", "iat", "exp", "jti", "iss"} {
+	for _, c := range []string{"sub", "iat", "exp", "jti", "iss", "aud"} {
 		require.Contains(t, claims, c)
 	}
 

@@ -43,6 +43,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/provider"
 	"github.com/wxlogin/wxlogin/modules/qq"
 	"github.com/wxlogin/wxlogin/modules/qq/qqemu"
+	"github.com/wxlogin/wxlogin/modules/ratelimit"
 	"github.com/wxlogin/wxlogin/modules/redis"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/tracing"
@@ -110,6 +111,7 @@ func Options(cfg *config.Config, extra ...fx.Option) fx.Option {
 		database.Module,
 		user.Module,
 		provider.Module,
+		ratelimit.Module, // abuse limits, and the budget of platform calls per app
 		wechat.Module,
 		platformtoken.Module,
 		token.Module,

@@ -110,7 +110,8 @@ var pathParam = regexp.MustCompile(`:([A-Za-z0-9_]+)\??`)
 // is in the document, and the document describes no route nobody serves.
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	var srv *httpserver.Server
-	s := bootConfig(t, testConfigFor(t, nil), fx.Populate(&srv))
+	// With APP_ADMIN_TOKEN, so that the admin API is served too.
+	s := bootConfig(t, testConfigFor(t, map[string]string{"APP_ADMIN_TOKEN": adminToken}), fx.Populate(&srv))
 
 	var doc struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`

@@ -6,7 +6,7 @@
 // returns one error that lists everything a person must fix.
 //
 // Every module takes only its own section ([HTTP], [Database], [WeChat],
-// [Token], [Redis], [Avatar], [Operator]); [Module] provides them to fx. An application
+// [Token], [Redis], [Avatar], [RateLimit], [Admin], [Operator]); [Module] provides them to fx. An application
 // that builds its configuration in code supplies it with [Static] instead of
 // [Module].
 package config
@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -65,6 +66,8 @@ type Config struct {
 	Admin    Admin    `koanf:"admin"`
 	// Operator is the operator listener (metrics, pprof).
 	Operator Operator `koanf:"operator"`
+	// RateLimit holds the abuse limits.
+	RateLimit RateLimit `koanf:"ratelimit"`
 	// Apps are the apps this deployment serves (APP_APPS, or the YAML list
 	// "apps"); APP_WECHAT_APPID/APP_WECHAT_SECRET add one WeChat mini program.
 	Apps Apps `koanf:"apps"`
@@ -81,10 +84,44 @@ type HTTP struct {
 	// PublicURL is how clients reach this server; it prefixes the URLs the
 	// server hands out (avatars). Default: http://Addr.
 	PublicURL string `koanf:"public_url"`
-	// BodyLimit caps request bodies, in bytes.
+	// BodyLimit caps request bodies, in bytes, on every route that does not
+	// take its own limit (the avatar upload does).
 	BodyLimit int `koanf:"body_limit"`
+	// TrustedProxies are the addresses (IPs or CIDR prefixes, comma-separated)
+	// of the reverse proxies in front of the service: only from them is
+	// ProxyHeader believed when finding a client's address.
+	TrustedProxies string `koanf:"trusted_proxies"`
+	// ProxyHeader carries the client's address through the proxies
+	// (default X-Forwarded-For).
+	ProxyHeader string `koanf:"proxy_header"`
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// RequestTimeout bounds the work of one request (its context's
+	// deadline): a dependency that stops answering makes it a 503, not a
+	// request that hangs.
+	RequestTimeout time.Duration `koanf:"request_timeout"`
+}
+
+// TrustedProxyPrefixes parses TrustedProxies.
+func (h HTTP) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(h.TrustedProxies, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR prefix", item)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // Database configures the SQL database behind ent.
@@ -126,6 +163,9 @@ type Token struct {
 	RefreshTTL time.Duration `koanf:"refresh_ttl"`
 	// Issuer is the JWT "iss".
 	Issuer string `koanf:"issuer"`
+	// Audience is the JWT "aud" put in and required (default: Issuer), so
+	// that services sharing keys or a JWKS do not take each other's tokens.
+	Audience string `koanf:"audience"`
 	// JWTAlg is "HS256" or "EdDSA".
 	JWTAlg string `koanf:"jwt_alg"`
 	// JWTKeys are the Ed25519 keys, "kid:base64url(seed)" separated by commas;
@@ -188,6 +228,8 @@ type Avatar struct {
 	Dir string `koanf:"dir"`
 	// MaxBytes caps an upload.
 	MaxBytes int64 `koanf:"max_bytes"`
+	// SweepInterval is how often files nobody points at are deleted.
+	SweepInterval time.Duration `koanf:"sweep_interval"`
 }
 
 // Admin configures the operators' API.
@@ -357,7 +399,10 @@ var Vars = []Var{
 	{"APP_DATA_DIR", "data_dir", "./data", "where development keeps its SQLite file, generated secrets and avatars"},
 	{"APP_HTTP_ADDR", "http.addr", "127.0.0.1:8080", "HTTP listen address"},
 	{"APP_HTTP_PUBLIC_URL", "http.public_url", "http://APP_HTTP_ADDR", "public base URL, used in avatar URLs"},
-	{"APP_HTTP_BODY_LIMIT", "http.body_limit", "4194304", "largest request body, bytes"},
+	{"APP_HTTP_BODY_LIMIT", "http.body_limit", "65536", "largest request body of every route without a limit of its own (all but the avatar upload), bytes"},
+	{"APP_HTTP_REQUEST_TIMEOUT", "http.request_timeout", "15s", "deadline of one request's work: a database or Redis that stops answering makes it a 503 instead of a hang"},
+	{"APP_HTTP_TRUSTED_PROXIES", "http.trusted_proxies", "", "reverse proxies (IPs or CIDR prefixes, comma-separated) whose APP_HTTP_PROXY_HEADER names the client's address"},
+	{"APP_HTTP_PROXY_HEADER", "http.proxy_header", "X-Forwarded-For", "header through which trusted proxies pass the client's address (the rightmost untrusted entry counts)"},
 	{"APP_DATABASE_DRIVER", "database.driver", "sqlite", "sqlite | mysql | postgres"},
 	{"APP_DATABASE_DSN", "database.dsn", "SQLite file ./data/wxlogin.db", "data source name, e.g. root@tcp(127.0.0.1:3306)/app?parseTime=true (mysql), postgres://root@127.0.0.1:5432/app?sslmode=disable (postgres)"},
 	{"APP_DATABASE_AUTOMIGRATE", "database.auto_migrate", "true in development", "migrate the schema at start"},
@@ -377,6 +422,7 @@ var Vars = []Var{
 	{"APP_TOKEN_TTL", "token.ttl", "2h", "access token lifetime (Go duration)"},
 	{"APP_TOKEN_REFRESH_TTL", "token.refresh_ttl", "720h", "refresh token lifetime (Go duration)"},
 	{"APP_TOKEN_ISSUER", "token.issuer", "wxlogin", "JWT issuer (iss)"},
+	{"APP_TOKEN_AUDIENCE", "token.audience", "APP_TOKEN_ISSUER", "JWT audience (aud), put in every access token and required of every one presented"},
 	{"APP_TOKEN_JWT_ALG", "token.jwt_alg", "HS256", "HS256 | EdDSA"},
 	{"APP_TOKEN_JWT_KEYS", "token.jwt_keys", "generated into ./data in development", "Ed25519 keys kid:base64url(seed), comma-separated, first signs (required for EdDSA in production)"},
 	{"APP_TOKEN_REFRESH_IDLE", "token.refresh_idle", "0", "a session whose refresh token is not used for this long expires (0 = off); APP_TOKEN_REFRESH_TTL then counts from the login"},
@@ -394,6 +440,13 @@ var Vars = []Var{
 	{"APP_AVATAR_MAX_BYTES", "avatar.max_bytes", "2097152", "largest avatar upload, bytes"},
 	{"APP_ADMIN_TOKEN", "admin.token", "", "bearer token of the operators' API under /admin/v1, at least 32 bytes; unset: no admin API (404)"},
 	{"APP_ADMIN_ADDR", "operator.addr", "127.0.0.1:9090", "operator listener (GET /metrics, /debug/pprof/); empty turns it off"},
+	{"APP_AVATAR_SWEEP_INTERVAL", "avatar.sweep_interval", "10m", "how often uploaded avatars that their owner does not point at (older than 15 minutes) are deleted"},
+	{"APP_RATELIMIT_LOGIN_FAILURES", "ratelimit.login_failures", "60/10m", "failed logins per client address (IPv6: per /64), N/duration or off"},
+	{"APP_RATELIMIT_REFRESH", "ratelimit.refresh", "30/1h", "refreshes per session"},
+	{"APP_RATELIMIT_AVATAR_UPLOADS", "ratelimit.avatar_uploads", "5/10m", "avatar uploads per user"},
+	{"APP_RATELIMIT_OPEN_DATA", "ratelimit.open_data", "30/10m", "phone-number and user-info calls per user"},
+	{"APP_RATELIMIT_PLATFORM_CALLS", "ratelimit.platform_calls", "3000/1m", "calls to a platform's API per app, across the fleet (protects the app's quota)"},
+	{"APP_RATELIMIT_MEMORY_KEYS", "ratelimit.memory_keys", "50000", "keys each limit keeps in memory (without Redis); the least recently seen go first"},
 }
 
 // LookupFunc reads one environment variable; os.LookupEnv is the usual one.
@@ -473,10 +526,10 @@ func LoadFrom(lookup LookupFunc) (*Config, error) {
 }
 
 func defaults(dev bool) map[string]any {
-	return map[string]any{
+	return withLimitDefaults(map[string]any{
 		"data_dir":               "./data",
 		"http.addr":              "127.0.0.1:8080",
-		"http.body_limit":        4 << 20,
+		"http.body_limit":        64 << 10,
 		"http.shutdown_timeout":  "10s",
 		"database.driver":        "sqlite",
 		"database.auto_migrate":  dev,
@@ -499,7 +552,7 @@ func defaults(dev bool) map[string]any {
 		"identity.merge":         "on",
 		"avatar.max_bytes":       2 << 20,
 		"operator.addr":          "127.0.0.1:9090",
-	}
+	})
 }
 
 // errorsForPeople turns a decoding error into something that names the key.
@@ -532,6 +585,15 @@ func (c *Config) complete() error {
 	}
 	if c.HTTP.BodyLimit <= 0 {
 		bad("APP_HTTP_BODY_LIMIT must be positive")
+	}
+	if c.HTTP.RequestTimeout <= 0 {
+		bad("APP_HTTP_REQUEST_TIMEOUT must be a positive duration")
+	}
+	if _, err := c.HTTP.TrustedProxyPrefixes(); err != nil {
+		bad("APP_HTTP_TRUSTED_PROXIES: %v", err)
+	}
+	if strings.TrimSpace(c.HTTP.ProxyHeader) == "" {
+		c.HTTP.ProxyHeader = "X-Forwarded-For"
 	}
 
 	switch c.Database.Driver {
@@ -570,6 +632,9 @@ func (c *Config) complete() error {
 	}
 	if u, err := url.Parse(c.WeChat.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("APP_WECHAT_BASEURL must be an http(s) URL, not %q", c.WeChat.BaseURL)
+	} else if !dev && u.Scheme != "https" {
+		// The AppSecret travels in its query: never in clear text.
+		bad("APP_WECHAT_BASEURL must be an https URL in production (the AppSecret travels to it), not %q", c.WeChat.BaseURL)
 	}
 	c.WeChat.BaseURL = strings.TrimRight(c.WeChat.BaseURL, "/")
 	if c.WeChat.Timeout <= 0 {
@@ -590,6 +655,9 @@ func (c *Config) complete() error {
 	}
 	if c.Token.Issuer == "" {
 		bad("APP_TOKEN_ISSUER must not be empty")
+	}
+	if c.Token.Audience = strings.TrimSpace(c.Token.Audience); c.Token.Audience == "" {
+		c.Token.Audience = c.Token.Issuer
 	}
 	if c.Token.CacheSize < 0 {
 		bad("APP_TOKEN_CACHE_SIZE must be 0 or more")
@@ -673,10 +741,12 @@ func (c *Config) complete() error {
 	}
 	if c.Avatar.MaxBytes <= 0 {
 		bad("APP_AVATAR_MAX_BYTES must be positive")
-	} else if int64(c.HTTP.BodyLimit) < c.Avatar.MaxBytes+64<<10 {
-		// Leave room for the multipart envelope so the avatar's own limit
-		// is the one a client runs into.
-		c.HTTP.BodyLimit = int(c.Avatar.MaxBytes + 64<<10)
+	}
+	if c.Avatar.SweepInterval <= 0 {
+		bad("APP_AVATAR_SWEEP_INTERVAL must be a positive duration")
+	}
+	if c.RateLimit.MemoryKeys <= 0 {
+		bad("APP_RATELIMIT_MEMORY_KEYS must be positive")
 	}
 
 	if len(problems) > 0 {
@@ -754,6 +824,8 @@ func (c *Config) completeApps(bad func(string, ...any)) {
 		if a.BaseURL != "" {
 			if u, err := url.Parse(a.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				bad("%s: base_url must be an http(s) URL, not %q", name, a.BaseURL)
+			} else if !dev && u.Scheme != "https" {
+				bad("%s: base_url must be an https URL in production (credentials travel to it), not %q", name, a.BaseURL)
 			}
 			a.BaseURL = strings.TrimRight(a.BaseURL, "/")
 		}
@@ -854,6 +926,15 @@ func (c *Config) devMaterial(name string, make func() (string, error)) (string, 
 		return "", err
 	}
 	return value, nil
+}
+
+// JWTAudience is the audience JWTs carry and must carry: Audience, else
+// Issuer.
+func (t Token) JWTAudience() string {
+	if t.Audience != "" {
+		return t.Audience
+	}
+	return t.Issuer
 }
 
 // PreviousSecretList splits PreviousSecrets.

@@ -288,3 +288,33 @@ func TestAppPrintsWithoutSecrets(t *testing.T) {
 		require.NotContains(t, s, "AESKEY")
 	}
 }
+
+func TestProductionPlatformsOverTLSOnly(t *testing.T) {
+	base := map[string]string{"APP_ENV": "production", "APP_WECHAT_APPID": "wx1", "APP_WECHAT_SECRET": "s",
+		"APP_TOKEN_SECRET": strings.Repeat("x", 32)}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for bk, bv := range base {
+			m[bk] = bv
+		}
+		return m
+	}
+	_, err := load(t, with("APP_WECHAT_BASEURL", "http://wechat-proxy.internal"))
+	require.ErrorContains(t, err, "APP_WECHAT_BASEURL must be an https URL in production")
+	_, err = load(t, with("APP_APPS", `[{"platform":"qq","appid":"1101","secret":"s","base_url":"http://qq-proxy.internal"}]`))
+	require.ErrorContains(t, err, "base_url must be an https URL in production")
+	_, err = load(t, with("APP_WECHAT_BASEURL", "https://wechat-proxy.internal"))
+	require.NoError(t, err)
+	// Development may point at a local proxy or emulator.
+	_, err = load(t, map[string]string{"APP_WECHAT_EMULATOR": "false", "APP_WECHAT_BASEURL": "http://127.0.0.1:9"})
+	require.NoError(t, err)
+}
+
+func TestAudienceDefaultsToIssuer(t *testing.T) {
+	cfg, err := load(t, map[string]string{"APP_TOKEN_ISSUER": "https://login.example.com"})
+	require.NoError(t, err)
+	require.Equal(t, "https://login.example.com", cfg.Token.Audience)
+	cfg, err = load(t, map[string]string{"APP_TOKEN_AUDIENCE": "orders"})
+	require.NoError(t, err)
+	require.Equal(t, "orders", cfg.Token.JWTAudience())
+}

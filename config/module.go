@@ -27,4 +27,5 @@ var sections = fx.Provide(
 	func(c *Config) Identity { return c.Identity },
 	func(c *Config) Admin { return c.Admin },
 	func(c *Config) Operator { return c.Operator },
+	func(c *Config) RateLimit { return c.RateLimit },
 )

@@ -16,6 +16,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/wxlogin/wxlogin/ent/accesstoken"
+	"github.com/wxlogin/wxlogin/ent/avatarupload"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/revocation"
 	"github.com/wxlogin/wxlogin/ent/session"
@@ -32,6 +33,8 @@ type Client struct {
 	Schema *migrate.Schema
 	// AccessToken is the client for interacting with the AccessToken builders.
 	AccessToken *AccessTokenClient
+	// AvatarUpload is the client for interacting with the AvatarUpload builders.
+	AvatarUpload *AvatarUploadClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
 	// Revocation is the client for interacting with the Revocation builders.
@@ -54,6 +57,7 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.AccessToken = NewAccessTokenClient(c.config)
+	c.AvatarUpload = NewAvatarUploadClient(c.config)
 	c.Identity = NewIdentityClient(c.config)
 	c.Revocation = NewRevocationClient(c.config)
 	c.Session = NewSessionClient(c.config)
@@ -149,14 +153,15 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:         ctx,
-		config:      cfg,
-		AccessToken: NewAccessTokenClient(cfg),
-		Identity:    NewIdentityClient(cfg),
-		Revocation:  NewRevocationClient(cfg),
-		Session:     NewSessionClient(cfg),
-		UnionLink:   NewUnionLinkClient(cfg),
-		User:        NewUserClient(cfg),
+		ctx:          ctx,
+		config:       cfg,
+		AccessToken:  NewAccessTokenClient(cfg),
+		AvatarUpload: NewAvatarUploadClient(cfg),
+		Identity:     NewIdentityClient(cfg),
+		Revocation:   NewRevocationClient(cfg),
+		Session:      NewSessionClient(cfg),
+		UnionLink:    NewUnionLinkClient(cfg),
+		User:         NewUserClient(cfg),
 	}, nil
 }
 
@@ -174,14 +179,15 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:         ctx,
-		config:      cfg,
-		AccessToken: NewAccessTokenClient(cfg),
-		Identity:    NewIdentityClient(cfg),
-		Revocation:  NewRevocationClient(cfg),
-		Session:     NewSessionClient(cfg),
-		UnionLink:   NewUnionLinkClient(cfg),
-		User:        NewUserClient(cfg),
+		ctx:          ctx,
+		config:       cfg,
+		AccessToken:  NewAccessTokenClient(cfg),
+		AvatarUpload: NewAvatarUploadClient(cfg),
+		Identity:     NewIdentityClient(cfg),
+		Revocation:   NewRevocationClient(cfg),
+		Session:      NewSessionClient(cfg),
+		UnionLink:    NewUnionLinkClient(cfg),
+		User:         NewUserClient(cfg),
 	}, nil
 }
 
@@ -211,7 +217,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AccessToken, c.Identity, c.Revocation, c.Session, c.UnionLink, c.User,
+		c.AccessToken, c.AvatarUpload, c.Identity, c.Revocation, c.Session, c.UnionLink,
+		c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -221,7 +228,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AccessToken, c.Identity, c.Revocation, c.Session, c.UnionLink, c.User,
+		c.AccessToken, c.AvatarUpload, c.Identity, c.Revocation, c.Session, c.UnionLink,
+		c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -232,6 +240,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *AccessTokenMutation:
 		return c.AccessToken.mutate(ctx, m)
+	case *AvatarUploadMutation:
+		return c.AvatarUpload.mutate(ctx, m)
 	case *IdentityMutation:
 		return c.Identity.mutate(ctx, m)
 	case *RevocationMutation:
@@ -393,6 +403,139 @@ func (c *AccessTokenClient) mutate(ctx context.Context, m *AccessTokenMutation) 
 		return (&AccessTokenDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AccessToken mutation op: %q", m.Op())
+	}
+}
+
+// AvatarUploadClient is a client for the AvatarUpload schema.
+type AvatarUploadClient struct {
+	config
+}
+
+// NewAvatarUploadClient returns a client for the AvatarUpload from the given config.
+func NewAvatarUploadClient(c config) *AvatarUploadClient {
+	return &AvatarUploadClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `avatarupload.Hooks(f(g(h())))`.
+func (c *AvatarUploadClient) Use(hooks ...Hook) {
+	c.hooks.AvatarUpload = append(c.hooks.AvatarUpload, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `avatarupload.Intercept(f(g(h())))`.
+func (c *AvatarUploadClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AvatarUpload = append(c.inters.AvatarUpload, interceptors...)
+}
+
+// Create returns a builder for creating a AvatarUpload entity.
+func (c *AvatarUploadClient) Create() *AvatarUploadCreate {
+	mutation := newAvatarUploadMutation(c.config, OpCreate)
+	return &AvatarUploadCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AvatarUpload entities.
+func (c *AvatarUploadClient) CreateBulk(builders ...*AvatarUploadCreate) *AvatarUploadCreateBulk {
+	return &AvatarUploadCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AvatarUploadClient) MapCreateBulk(slice any, setFunc func(*AvatarUploadCreate, int)) *AvatarUploadCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AvatarUploadCreateBulk{err: fmt.Errorf("calling to AvatarUploadClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AvatarUploadCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AvatarUploadCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AvatarUpload.
+func (c *AvatarUploadClient) Update() *AvatarUploadUpdate {
+	mutation := newAvatarUploadMutation(c.config, OpUpdate)
+	return &AvatarUploadUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AvatarUploadClient) UpdateOne(_m *AvatarUpload) *AvatarUploadUpdateOne {
+	mutation := newAvatarUploadMutation(c.config, OpUpdateOne, withAvatarUpload(_m))
+	return &AvatarUploadUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AvatarUploadClient) UpdateOneID(id int) *AvatarUploadUpdateOne {
+	mutation := newAvatarUploadMutation(c.config, OpUpdateOne, withAvatarUploadID(id))
+	return &AvatarUploadUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AvatarUpload.
+func (c *AvatarUploadClient) Delete() *AvatarUploadDelete {
+	mutation := newAvatarUploadMutation(c.config, OpDelete)
+	return &AvatarUploadDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AvatarUploadClient) DeleteOne(_m *AvatarUpload) *AvatarUploadDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AvatarUploadClient) DeleteOneID(id int) *AvatarUploadDeleteOne {
+	builder := c.Delete().Where(avatarupload.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AvatarUploadDeleteOne{builder}
+}
+
+// Query returns a query builder for AvatarUpload.
+func (c *AvatarUploadClient) Query() *AvatarUploadQuery {
+	return &AvatarUploadQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAvatarUpload},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AvatarUpload entity by its id.
+func (c *AvatarUploadClient) Get(ctx context.Context, id int) (*AvatarUpload, error) {
+	return c.Query().Where(avatarupload.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AvatarUploadClient) GetX(ctx context.Context, id int) *AvatarUpload {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AvatarUploadClient) Hooks() []Hook {
+	return c.hooks.AvatarUpload
+}
+
+// Interceptors returns the client interceptors.
+func (c *AvatarUploadClient) Interceptors() []Interceptor {
+	return c.inters.AvatarUpload
+}
+
+func (c *AvatarUploadClient) mutate(ctx context.Context, m *AvatarUploadMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AvatarUploadCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AvatarUploadUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AvatarUploadUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AvatarUploadDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AvatarUpload mutation op: %q", m.Op())
 	}
 }
 
@@ -1176,10 +1319,12 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AccessToken, Identity, Revocation, Session, UnionLink, User []ent.Hook
+		AccessToken, AvatarUpload, Identity, Revocation, Session, UnionLink,
+		User []ent.Hook
 	}
 	inters struct {
-		AccessToken, Identity, Revocation, Session, UnionLink, User []ent.Interceptor
+		AccessToken, AvatarUpload, Identity, Revocation, Session, UnionLink,
+		User []ent.Interceptor
 	}
 )
 

@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/wxlogin/wxlogin/ent/accesstoken"
+	"github.com/wxlogin/wxlogin/ent/avatarupload"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/revocation"
 	"github.com/wxlogin/wxlogin/ent/session"
@@ -78,12 +79,13 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			accesstoken.Table: accesstoken.ValidColumn,
-			identity.Table:    identity.ValidColumn,
-			revocation.Table:  revocation.ValidColumn,
-			session.Table:     session.ValidColumn,
-			unionlink.Table:   unionlink.ValidColumn,
-			user.Table:        user.ValidColumn,
+			accesstoken.Table:  accesstoken.ValidColumn,
+			avatarupload.Table: avatarupload.ValidColumn,
+			identity.Table:     identity.ValidColumn,
+			revocation.Table:   revocation.ValidColumn,
+			session.Table:      session.ValidColumn,
+			unionlink.Table:    unionlink.ValidColumn,
+			user.Table:         user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

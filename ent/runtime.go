@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/ent/accesstoken"
+	"github.com/wxlogin/wxlogin/ent/avatarupload"
 	"github.com/wxlogin/wxlogin/ent/identity"
 	"github.com/wxlogin/wxlogin/ent/revocation"
 	"github.com/wxlogin/wxlogin/ent/schema"
@@ -46,6 +47,16 @@ func init() {
 	accesstokenDescCreatedAt := accesstokenFields[4].Descriptor()
 	// accesstoken.DefaultCreatedAt holds the default value on creation for the created_at field.
 	accesstoken.DefaultCreatedAt = accesstokenDescCreatedAt.Default.(func() time.Time)
+	avataruploadFields := schema.AvatarUpload{}.Fields()
+	_ = avataruploadFields
+	// avataruploadDescName is the schema descriptor for name field.
+	avataruploadDescName := avataruploadFields[0].Descriptor()
+	// avatarupload.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	avatarupload.NameValidator = avataruploadDescName.Validators[0].(func(string) error)
+	// avataruploadDescCreatedAt is the schema descriptor for created_at field.
+	avataruploadDescCreatedAt := avataruploadFields[2].Descriptor()
+	// avatarupload.DefaultCreatedAt holds the default value on creation for the created_at field.
+	avatarupload.DefaultCreatedAt = avataruploadDescCreatedAt.Default.(func() time.Time)
 	identityMixin := schema.Identity{}.Mixin()
 	identityMixinFields0 := identityMixin[0].Fields()
 	_ = identityMixinFields0

@@ -16,6 +16,8 @@ type Tx struct {
 	config
 	// AccessToken is the client for interacting with the AccessToken builders.
 	AccessToken *AccessTokenClient
+	// AvatarUpload is the client for interacting with the AvatarUpload builders.
+	AvatarUpload *AvatarUploadClient
 	// Identity is the client for interacting with the Identity builders.
 	Identity *IdentityClient
 	// Revocation is the client for interacting with the Revocation builders.
@@ -158,6 +160,7 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.AccessToken = NewAccessTokenClient(tx.config)
+	tx.AvatarUpload = NewAvatarUploadClient(tx.config)
 	tx.Identity = NewIdentityClient(tx.config)
 	tx.Revocation = NewRevocationClient(tx.config)
 	tx.Session = NewSessionClient(tx.config)

@@ -21,6 +21,18 @@ func (f AccessTokenFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AccessTokenMutation", m)
 }
 
+// The AvatarUploadFunc type is an adapter to allow the use of ordinary
+// function as AvatarUpload mutator.
+type AvatarUploadFunc func(context.Context, *ent.AvatarUploadMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AvatarUploadFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AvatarUploadMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AvatarUploadMutation", m)
+}
+
 // The IdentityFunc type is an adapter to allow the use of ordinary
 // function as Identity mutator.
 type IdentityFunc func(context.Context, *ent.IdentityMutation) (ent.Value, error)

@@ -43,6 +43,26 @@ var (
 			},
 		},
 	}
+	// AvatarUploadsColumns holds the columns for the "avatar_uploads" table.
+	AvatarUploadsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "name", Type: field.TypeString, Unique: true, Size: 64},
+		{Name: "user_id", Type: field.TypeInt},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// AvatarUploadsTable holds the schema information for the "avatar_uploads" table.
+	AvatarUploadsTable = &schema.Table{
+		Name:       "avatar_uploads",
+		Columns:    AvatarUploadsColumns,
+		PrimaryKey: []*schema.Column{AvatarUploadsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "avatarupload_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{AvatarUploadsColumns[2]},
+			},
+		},
+	}
 	// IdentitiesColumns holds the columns for the "identities" table.
 	IdentitiesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -226,6 +246,7 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AccessTokensTable,
+		AvatarUploadsTable,
 		IdentitiesTable,
 		RevocationsTable,
 		SessionsTable,

@@ -9,6 +9,9 @@ import (
 // AccessToken is the predicate function for accesstoken builders.
 type AccessToken func(*sql.Selector)
 
+// AvatarUpload is the predicate function for avatarupload builders.
+type AvatarUpload func(*sql.Selector)
+
 // Identity is the predicate function for identity builders.
 type Identity func(*sql.Selector)
 

@@ -433,6 +433,22 @@ func MariaDBVia(t testing.TB, cfg config.Database, addr string) config.Database 
 	return cfg
 }
 
+// PostgresVia returns cfg (from PostgresConfig) with its address replaced
+// by addr, e.g. a Proxy's.
+func PostgresVia(t testing.TB, cfg config.Database, addr string) config.Database {
+	t.Helper()
+	u, err := url.Parse(cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	cfg.DSN = u.String()
+	return cfg
+}
+
 // Open returns a migrated client for cfg, closed when the test ends.
 func Open(t testing.TB, cfg config.Database) *ent.Client {
 	t.Helper()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/provider"
+	"github.com/wxlogin/wxlogin/modules/ratelimit"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
 )
@@ -27,6 +29,8 @@ type Handlers struct {
 	strategy token.Strategy
 	guard    *Guard
 	keys     *token.KeySet
+	limits   ratelimit.Limits
+	avatars  AvatarPolicy
 	logger   *zap.Logger
 	logins   singleflight.Group
 	recheck  *recheck
@@ -50,8 +54,13 @@ type HandlersParams struct {
 	Strategy token.Strategy
 	Guard    *Guard
 	// Keys publishes the JWT public keys; optional.
-	Keys   *token.KeySet `optional:"true"`
-	Logger *zap.Logger
+	Keys *token.KeySet `optional:"true"`
+	// Limits are the abuse limits (failed logins per address, refreshes
+	// per session); without them nothing is limited.
+	Limits *ratelimit.Limits `optional:"true"`
+	// Avatars judges avatar URLs set through PATCH; optional.
+	Avatars AvatarPolicy `optional:"true"`
+	Logger  *zap.Logger
 	// Feed tells logins that a user's sessions were all ended meanwhile
 	// (see recheck); without it every login reads its user again.
 	Feed token.Feed `optional:"true"`
@@ -68,8 +77,12 @@ func NewHandlers(p HandlersParams) *Handlers {
 	if p.Lifecycle != nil {
 		p.Lifecycle.Append(fx.StopHook(stop))
 	}
-	return &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, logger: log, recheck: r,
-		observer: p.Observer}
+	h := &Handlers{apps: p.Apps, users: p.Users, strategy: p.Strategy, guard: p.Guard, keys: p.Keys, avatars: p.Avatars,
+		logger: log, recheck: r, observer: p.Observer}
+	if p.Limits != nil {
+		h.limits = *p.Limits
+	}
+	return h
 }
 
 // Register adds the routes:
@@ -84,7 +97,13 @@ func NewHandlers(p HandlersParams) *Handlers {
 //	GET   /.well-known/jwks.json   the JWT public keys (EdDSA), else 404
 func (h *Handlers) Register(app *fiber.App) {
 	app.Get("/.well-known/jwks.json", h.JWKS)
-	app.Post("/api/v1/auth/login", h.Login)
+	// Failed logins are limited per client address, successes are not:
+	// many users share a carrier's address, while junk codes spend the
+	// app's platform quota.
+	app.Post("/api/v1/auth/login", ratelimit.New(ratelimit.Config{
+		Limiter: h.limits.LoginFailures, FailuresOnly: true,
+		Message: "too many failed logins from this address; retry later",
+	}), h.Login)
 	app.Post("/api/v1/auth/refresh", h.Refresh)
 	app.Post("/api/v1/auth/logout", h.guard.Handler(), h.Logout)
 	app.Post("/api/v1/auth/logout/all", h.guard.Handler(), h.LogoutAll)
@@ -186,8 +205,14 @@ func (h *Handlers) Login(c *fiber.Ctx) (err error) {
 	sum := sha256.Sum256([]byte(app.AppID + "\x00" + cred.Code + "\x00" + cred.AnonymousCode))
 	key := hex.EncodeToString(sum[:])
 	// Detached from the request: the shared call must finish even if the
-	// first caller goes away, since the code is spent at the platform either way.
+	// first caller goes away, since the code is spent at the platform either
+	// way; but not from its deadline, so that a silent database is a 503.
 	ctx := context.WithoutCancel(c.UserContext())
+	if dl, ok := c.UserContext().Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl)
+		defer cancel()
+	}
 	v, err, _ := h.logins.Do(key, func() (any, error) {
 		return h.login(ctx, app, prov, cred, client, device)
 	})
@@ -304,11 +329,34 @@ func (h *Handlers) Refresh(c *fiber.Ctx) error {
 	if len(*req.RefreshToken) > MaxTokenLen {
 		return token.ErrInvalidRefresh
 	}
-	pair, err := h.strategy.Refresh(c.UserContext(), *req.RefreshToken)
+	ctx := c.UserContext()
+	// Refreshes are counted per session, and only those of genuine refresh
+	// tokens (accepted, or detected as reused): a forged token naming a
+	// session someone saw in a JWT must not use that session's allowance up.
+	sid := refreshSession(*req.RefreshToken)
+	if sid != "" {
+		if err := ratelimit.Check(ctx, h.limits.Refresh, sid, "too many refreshes of this session; retry later"); err != nil {
+			return err
+		}
+	}
+	pair, err := h.strategy.Refresh(ctx, *req.RefreshToken)
+	if sid != "" && (err == nil || errors.Is(err, token.ErrRefreshReused)) {
+		ratelimit.Record(context.WithoutCancel(ctx), h.limits.Refresh, sid)
+	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(tokenResponse(pair, nil))
+}
+
+// refreshSession is the session id a refresh token names ("<session
+// id>.<secret>"), or "" when it names none.
+func refreshSession(rt string) string {
+	sid, _, ok := strings.Cut(rt, ".")
+	if !ok || sid == "" || len(sid) > 128 {
+		return ""
+	}
+	return sid
 }
 
 // Logout revokes the caller's session: this access token and its refresh
@@ -361,6 +409,11 @@ func (h *Handlers) UpdateMe(c *fiber.Ctx) error {
 		return httpserver.BadRequest("empty_update", "give \"nickname\" and/or \"avatar_url\"")
 	}
 	p, _ := PrincipalOf(c)
+	if req.AvatarURL != nil && h.avatars != nil {
+		if err := h.avatars.CheckAvatarURL(c.UserContext(), p.UserID, *req.AvatarURL); err != nil {
+			return err
+		}
+	}
 	u, err := h.users.UpdateProfile(c.UserContext(), p.UserID, user.ProfileUpdate{Nickname: req.Nickname, AvatarURL: req.AvatarURL})
 	if err != nil {
 		return err
@@ -409,4 +462,12 @@ func printableASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// AvatarPolicy judges the avatar URL a user sets through PATCH /api/v1/me;
+// modules/avatar provides one that refuses URLs of files stored here that
+// the user did not upload. An error is the answer (a user.ValidationError
+// is 400 invalid_avatar_url).
+type AvatarPolicy interface {
+	CheckAvatarURL(ctx context.Context, userID int, url string) error
 }

@@ -16,6 +16,11 @@
 // merge, or loses an identity, the sessions that must end are revoked
 // everywhere ([EndSessions]).
 //
+// With a *ratelimit.Limits in the graph (ratelimit.Module), failed logins
+// are limited per client address and refreshes per session (429
+// rate_limited); with an [AvatarPolicy] (modules/avatar provides one),
+// PATCH /api/v1/me refuses an avatar URL the policy refuses.
+//
 // Business modules take a *Guard and protect their routes with
 // Guard.Handler(). An application may replace a platform's side of login by
 // decorating that platform's provider (for WeChat, *wechat.Clients), the

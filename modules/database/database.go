@@ -513,3 +513,19 @@ func isMissingColumn(err error) bool {
 	}
 	return strings.Contains(err.Error(), "no such column")
 }
+
+// Retryable reports whether err is the database giving up a transaction
+// because of another one — a deadlock or a lock wait that timed out
+// (MySQL/MariaDB 1213, 1205; PostgreSQL 40001, 40P01) — so that running it
+// again from the start is the answer, not a 503.
+func Retryable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	return false
+}

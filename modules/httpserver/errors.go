@@ -2,10 +2,15 @@ package httpserver
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -64,6 +69,20 @@ func NewError(status int, code, message string) *Error {
 // BadRequest is a 400 with the given code.
 func BadRequest(code, message string) *Error { return NewError(fiber.StatusBadRequest, code, message) }
 
+// Unavailable is the answer when a dependency (the database, Redis, a
+// storage) does not answer: 503 service_unavailable with Retry-After, never
+// a 500 and never a verdict on the caller. cause is logged, never shown.
+func Unavailable(message string, cause error) *Error {
+	return &Error{Status: fiber.StatusServiceUnavailable, Code: "service_unavailable", Message: message, RetryAfter: 1, Err: cause}
+}
+
+// RateLimited is the answer of a limit that was reached: 429 rate_limited
+// with Retry-After (whole seconds, at least 1).
+func RateLimited(message string, retryAfter time.Duration) *Error {
+	secs := int(math.Ceil(retryAfter.Seconds()))
+	return &Error{Status: fiber.StatusTooManyRequests, Code: "rate_limited", Message: message, RetryAfter: max(secs, 1)}
+}
+
 // ErrorHandler renders every error as {"error": {...}} with the status of
 // [Map], and logs server-side failures with the request id.
 func ErrorHandler(logger *zap.Logger) fiber.ErrorHandler {
@@ -84,6 +103,12 @@ func ErrorHandler(logger *zap.Logger) fiber.ErrorHandler {
 			l.Error("request failed", zap.String("code", e.Code), zap.Error(err))
 		case e.Err != nil:
 			l.Info("request refused", zap.String("code", e.Code), zap.Error(e.Err))
+		}
+		// Answers fasthttp could not parse never went through the
+		// middleware that sets these.
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		if len(c.Response().Header.Peek(fiber.HeaderCacheControl)) == 0 {
+			c.Set(fiber.HeaderCacheControl, "no-store")
 		}
 		if e.Status == fiber.StatusUnauthorized {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="wxlogin"`)
@@ -115,7 +140,12 @@ func Map(err error) *Error {
 		return &Error{Status: fe.Code, Code: codeForStatus(fe.Code), Message: fiberMessage(fe)}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Status: fiber.StatusServiceUnavailable, Code: "timeout", Message: "the request took too long; try again", Err: err}
+		return &Error{Status: fiber.StatusServiceUnavailable, Code: "timeout", Message: "the request took too long; try again", Err: err, RetryAfter: 1}
+	}
+	if dependencyDown(err) {
+		// A module that let a connection failure through untyped: still
+		// an outage, not a bug of ours.
+		return Unavailable("a service this one depends on does not answer; retry shortly", err)
 	}
 	return &Error{Status: fiber.StatusInternalServerError, Code: "internal_error", Message: "internal error", Err: err}
 }
@@ -232,6 +262,14 @@ func platformName(platform string) string {
 	return platform
 }
 
+// dependencyDown reports whether err is a connection to a dependency that
+// failed: refused, reset, timed out, or a pooled connection gone bad.
+func dependencyDown(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 func mapUser(err error) *Error {
 	var ve *user.ValidationError
 	var be *user.BannedError
@@ -245,6 +283,8 @@ func mapUser(err error) *Error {
 	case errors.Is(err, user.ErrDeleteAborted):
 		return &Error{Status: fiber.StatusServiceUnavailable, Code: "delete_failed", RetryAfter: 5,
 			Message: "deleting the account failed; nothing was changed, retry shortly"}
+	case errors.Is(err, user.ErrUnavailable):
+		return Unavailable("the database does not answer; retry shortly", nil)
 	case errors.As(err, &ve):
 		return &Error{Status: fiber.StatusBadRequest, Code: "invalid_" + ve.Field, Message: ve.Error()}
 	case errors.Is(err, user.ErrNotFound):
@@ -277,12 +317,25 @@ func codeForStatus(status int) string {
 	return strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
 }
 
+// fiberMessage says what went wrong in words of our own: Fiber's and
+// fasthttp's messages may quote the request (a header that did not parse
+// comes back with the raw request, Authorization included).
 func fiberMessage(fe *fiber.Error) string {
-	if fe.Code >= 500 {
+	switch {
+	case fe.Code >= 500:
 		return "internal error"
-	}
-	if fe.Code == fiber.StatusRequestEntityTooLarge {
+	case fe.Code == fiber.StatusRequestEntityTooLarge:
 		return "the request body is too large"
+	case fe.Code == fiber.StatusRequestHeaderFieldsTooLarge:
+		return "the request headers are too large"
+	case fe.Code == fiber.StatusNotFound:
+		return "no such route"
+	case fe.Code == fiber.StatusMethodNotAllowed:
+		return "this route does not take that method"
+	case fe.Code == fiber.StatusRequestTimeout:
+		return "the request took too long to arrive"
+	case fe.Code == fiber.StatusBadRequest:
+		return "the request is malformed"
 	}
-	return fe.Message
+	return strings.ToLower(http.StatusText(fe.Code))
 }

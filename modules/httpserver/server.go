@@ -14,6 +14,19 @@
 // ([AsMiddleware]) and runs in its declared order; it labels what it records
 // with [RouteOf], the route's template, never the raw path.
 //
+// Request bodies are read as they arrive and never beyond a limit:
+// config.HTTP.BodyLimit (64 KiB by default) for every route, except the
+// routes a [Route] declares larger with [LargeBodies] (uploads), which read
+// their bodies themselves within their own limit. A body that would exceed
+// its limit is answered 413 body_too_large before it is read; compressed
+// bodies are decompressed within the same limit. Every answer carries
+// X-Content-Type-Options: nosniff and, unless the handler says otherwise,
+// Cache-Control: no-store (tokens and profiles must not be cached).
+// [ClientIP] is the client's address, read from the proxy header only when
+// the peer is one of config.HTTP.TrustedProxies. A request's context
+// (c.UserContext()) ends at config.HTTP.RequestTimeout, so a dependency that
+// stops answering makes it a 503 rather than a request that hangs.
+//
 // An application may replace the error mapping for its own error types by
 // returning an [*Error] from handlers, or decorate *fiber.App with
 // fx.Decorate to add app-wide middleware before routes are registered.
@@ -88,8 +101,18 @@ type Server struct {
 
 // New builds the server, registers health, readiness and the grouped
 // routes, and ties the listener to the lifecycle.
-func New(p Params) *Server {
-	s := &Server{App: NewApp(p.Config, p.Logger), cfg: p.Config, logger: p.Logger, conns: newConnTracker()}
+func New(p Params) (*Server, error) {
+	var limits []BodyLimit
+	for _, r := range p.Routes {
+		if lb, ok := r.(LargeBodies); ok {
+			limits = append(limits, lb.BodyLimits()...)
+		}
+	}
+	app, err := newApp(p.Config, p.Logger, limits)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{App: app, cfg: p.Config, logger: p.Logger, conns: newConnTracker()}
 	s.App.Server().ConnState = s.conns.set
 	s.App.Use(func(c *fiber.Ctx) error {
 		s.conns.busy(c.Context().Conn())
@@ -101,28 +124,79 @@ func New(p Params) *Server {
 		r.Register(s.App)
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop})
-	return s
+	return s, nil
 }
 
+// DefaultBodyLimit is the largest body of a route that declares no limit
+// of its own, when config.HTTP.BodyLimit is not set: JSON requests are small.
+const DefaultBodyLimit = 64 << 10
+
 // NewApp returns a Fiber application with the project's error handler,
-// request ids, access log and panic recovery, and no routes. Tests and
-// applications without fx use it directly.
-func NewApp(cfg config.HTTP, logger *zap.Logger) *fiber.App {
-	bodyLimit := cfg.BodyLimit
-	if bodyLimit <= 0 {
-		bodyLimit = 4 << 20
+// request ids, access log, security headers, body limits and panic
+// recovery, and no routes. Tests and applications without fx use it
+// directly; limits are the routes that take larger bodies (see
+// [LargeBodies]). It panics on an invalid config.HTTP.TrustedProxies, which
+// config.Load refuses first.
+func NewApp(cfg config.HTTP, logger *zap.Logger, limits ...BodyLimit) *fiber.App {
+	app, err := newApp(cfg, logger, limits)
+	if err != nil {
+		panic(err)
+	}
+	return app
+}
+
+func newApp(cfg config.HTTP, logger *zap.Logger, limits []BodyLimit) (*fiber.App, error) {
+	bodies := newBodyLimits(cfg.BodyLimit, limits)
+	proxies, err := newProxyTrust(cfg)
+	if err != nil {
+		return nil, err
 	}
 	app := fiber.New(fiber.Config{
 		AppName:               "wxlogin",
 		DisableStartupMessage: true,
-		BodyLimit:             bodyLimit,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
-		ErrorHandler:          ErrorHandler(logger),
+		// Bodies are streamed: fasthttp would otherwise allocate a buffer of
+		// the announced Content-Length before a byte of it arrives, so
+		// stalled uploads could pin memory. limitBody reads them, within
+		// each route's limit.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    bodies.max(),
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  2 * time.Minute,
+		ErrorHandler:                 ErrorHandler(logger),
 	})
-	app.Use(requestID, accessLog(logger), recover.New())
-	return app
+	app.Use(requestID, securityHeaders, accessLog(logger, proxies), recover.New(), deadline(cfg.RequestTimeout), bodies.handler)
+	return app, nil
+}
+
+// DefaultRequestTimeout bounds a request's work when config.HTTP.RequestTimeout
+// is not set.
+const DefaultRequestTimeout = 15 * time.Second
+
+// deadline gives the request's context (c.UserContext()) a deadline, so
+// that every call a handler makes with it — the database, Redis — gives up
+// when a dependency stops answering, and the client gets a 503 instead of a
+// request that hangs.
+func deadline(d time.Duration) fiber.Handler {
+	if d <= 0 {
+		d = DefaultRequestTimeout
+	}
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), d)
+		defer cancel()
+		c.SetUserContext(ctx)
+		return c.Next()
+	}
+}
+
+// securityHeaders sets what every answer carries: no content sniffing,
+// and no caching unless the handler allows it (a token or a profile must
+// never stay in a shared or browser cache).
+func securityHeaders(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Next()
 }
 
 // Start binds the listener and serves in the background.
@@ -313,11 +387,13 @@ func Logger(c *fiber.Ctx) *zap.Logger {
 
 // accessLog writes one line per request. It logs the path without the
 // query string: nothing secret belongs in a query, but if a client puts
-// one there it still stays out of the logs.
-func accessLog(logger *zap.Logger) fiber.Handler {
+// one there it still stays out of the logs. It also finds the client's
+// address ([ClientIP]).
+func accessLog(logger *zap.Logger, proxies *proxyTrust) fiber.Handler {
 	access := logger.Named("access")
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
+		c.Locals(localClientIP, proxies.clientIP(c))
 		c.Locals(localLogger, logger.With(zap.String("request_id", RequestID(c))))
 		// Render now so the logged status is the one the client gets.
 		RenderError(c, c.Next())
@@ -329,7 +405,7 @@ func accessLog(logger *zap.Logger) fiber.Handler {
 			zap.Int("status", c.Response().StatusCode()),
 			zap.Duration("duration", time.Since(start)),
 			zap.Int("bytes", len(c.Response().Body())),
-			zap.String("ip", c.IP()),
+			zap.String("ip", ClientIP(c)),
 		)
 		// The trace the tracing middleware (if any) recorded this request in.
 		if sc := trace.SpanContextFromContext(c.UserContext()); sc.IsValid() {

@@ -4,7 +4,9 @@
 // wx.getUserProfile). The nickname input and the chooseAvatar upload are
 // PATCH /api/v1/me and modules/avatar.
 //
-// Routes (bearer): POST /api/v1/me/phone and POST /api/v1/me/userinfo.
+// Routes (bearer): POST /api/v1/me/phone and POST /api/v1/me/userinfo, both
+// limited per user by ratelimit.Limits.OpenData when the graph holds the
+// limits.
 // Encrypted data is decrypted with the session_key of the identity the
 // caller logged in with (each identity keeps its own) and accepted only
 // when its watermark names that identity's app. Phone numbers come from the
@@ -18,6 +20,7 @@ package profile
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,6 +32,7 @@ import (
 	"github.com/wxlogin/wxlogin/modules/auth"
 	"github.com/wxlogin/wxlogin/modules/httpserver"
 	"github.com/wxlogin/wxlogin/modules/provider"
+	"github.com/wxlogin/wxlogin/modules/ratelimit"
 	"github.com/wxlogin/wxlogin/modules/token"
 	"github.com/wxlogin/wxlogin/modules/user"
 )
@@ -43,20 +47,40 @@ var Module = fx.Module("profile",
 
 // Handlers serve the profile routes.
 type Handlers struct {
-	apps  *provider.Registry
-	users user.Store
-	guard *auth.Guard
+	apps   *provider.Registry
+	users  user.Store
+	guard  *auth.Guard
+	limits ratelimit.Limits
+}
+
+// Params are NewHandlers' dependencies.
+type Params struct {
+	fx.In
+	Apps  *provider.Registry
+	Users user.Store
+	Guard *auth.Guard
+	// Limits limit the open-data calls per user; optional.
+	Limits *ratelimit.Limits `optional:"true"`
 }
 
 // NewHandlers returns the profile handlers.
-func NewHandlers(apps *provider.Registry, users user.Store, guard *auth.Guard) *Handlers {
-	return &Handlers{apps: apps, users: users, guard: guard}
+func NewHandlers(p Params) *Handlers {
+	h := &Handlers{apps: p.Apps, users: p.Users, guard: p.Guard}
+	if p.Limits != nil {
+		h.limits = *p.Limits
+	}
+	return h
 }
 
 // Register adds POST /api/v1/me/phone and POST /api/v1/me/userinfo.
 func (h *Handlers) Register(app *fiber.App) {
-	app.Post("/api/v1/me/phone", h.guard.Handler(), h.Phone)
-	app.Post("/api/v1/me/userinfo", h.guard.Handler(), h.UserInfo)
+	perUser := ratelimit.New(ratelimit.Config{
+		Limiter: h.limits.OpenData,
+		Key:     func(c *fiber.Ctx) string { p, _ := auth.PrincipalOf(c); return strconv.Itoa(p.UserID) },
+		Message: "too many phone-number or user-info requests; retry later",
+	})
+	app.Post("/api/v1/me/phone", h.guard.Handler(), perUser, h.Phone)
+	app.Post("/api/v1/me/userinfo", h.guard.Handler(), perUser, h.UserInfo)
 }
 
 // Limits on client input, far above what WeChat produces.
@@ -215,7 +239,9 @@ func (h *Handlers) UserInfo(c *fiber.Ctx) error {
 	}
 	var up user.ProfileUpdate
 	anonymous := info.NickName == Anonymous
-	if !anonymous && strings.TrimSpace(info.NickName) != "" {
+	// A platform nickname the profile rules refuse (blank, invisible
+	// formatting characters) is ignored rather than failing the call.
+	if _, err := user.ValidateNickname(info.NickName); !anonymous && err == nil {
 		up.Nickname = &info.NickName
 	}
 	if !anonymous && info.AvatarURL != "" && !strings.HasSuffix(info.AvatarURL, anonymousAvatar) {

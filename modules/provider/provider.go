@@ -16,6 +16,11 @@
 // KindUnavailable → 503 <platform>_unavailable, KindMisconfigured → 500
 // <platform>_misconfigured with a log line for the operator.
 //
+// A [Budget] in the graph (modules/ratelimit provides one) is asked before
+// every call a provider makes for an app (Login, Phone), so that scripted
+// junk cannot spend an app's quota at the platform; its refusal is
+// answered as is.
+//
 // An application adds a platform of its own by providing a Provider with
 // AsProvider and listing apps of that platform; it replaces a built-in one
 // with fx.Decorate on the platform module's provider type.
@@ -141,10 +146,69 @@ func AsProvider(constructor any) any {
 	return fx.Annotate(constructor, fx.As(new(Provider)), fx.ResultTags(`group:"providers"`))
 }
 
+// Budget decides whether a platform call for an app may go ahead.
+type Budget interface {
+	// Spend takes one call from app's budget; a non-nil error is the
+	// answer to give instead of calling the platform.
+	Spend(ctx context.Context, app config.App) error
+}
+
 // Registry resolves appids to their app and provider.
 type Registry struct {
 	apps       config.Apps
 	byPlatform map[string]Provider
+}
+
+// RegistryOption adjusts NewRegistry.
+type RegistryOption func(*Registry)
+
+// WithBudget makes every Login and Phone call of the registry's providers
+// spend from b first.
+func WithBudget(b Budget) RegistryOption {
+	return func(r *Registry) {
+		if b == nil {
+			return
+		}
+		for name, p := range r.byPlatform {
+			r.byPlatform[name] = budgeted(p, b)
+		}
+	}
+}
+
+// budgeted wraps p so that its calls spend from b; it stays a
+// PhoneProvider when p is one.
+func budgeted(p Provider, b Budget) Provider {
+	base := budgetedProvider{p: p, budget: b}
+	if phones, ok := p.(PhoneProvider); ok {
+		return budgetedPhones{budgetedProvider: base, phones: phones}
+	}
+	return base
+}
+
+type budgetedProvider struct {
+	p      Provider
+	budget Budget
+}
+
+func (b budgetedProvider) Platform() string { return b.p.Platform() }
+
+func (b budgetedProvider) Login(ctx context.Context, app config.App, c Credentials) (Identity, error) {
+	if err := b.budget.Spend(ctx, app); err != nil {
+		return Identity{}, err
+	}
+	return b.p.Login(ctx, app, c)
+}
+
+type budgetedPhones struct {
+	budgetedProvider
+	phones PhoneProvider
+}
+
+func (b budgetedPhones) Phone(ctx context.Context, app config.App, req PhoneRequest) (Phone, error) {
+	if err := b.budget.Spend(ctx, app); err != nil {
+		return Phone{}, err
+	}
+	return b.phones.Phone(ctx, app, req)
 }
 
 // ErrUnknownApp means the appid is not configured.
@@ -152,7 +216,7 @@ var ErrUnknownApp = errors.New("provider: unknown app")
 
 // NewRegistry returns a registry of apps served by providers. Every app's
 // platform must have exactly one provider.
-func NewRegistry(apps config.Apps, providers []Provider) (*Registry, error) {
+func NewRegistry(apps config.Apps, providers []Provider, opts ...RegistryOption) (*Registry, error) {
 	r := &Registry{apps: apps, byPlatform: map[string]Provider{}}
 	for _, p := range providers {
 		if p == nil {
@@ -175,6 +239,9 @@ func NewRegistry(apps config.Apps, providers []Provider) (*Registry, error) {
 		return nil, fmt.Errorf("provider: no provider module for the platform of %s: add the platform's module to the application",
 			strings.Join(missing, ", "))
 	}
+	for _, o := range opts {
+		o(r)
+	}
 	return r, nil
 }
 
@@ -183,10 +250,14 @@ type RegistryParams struct {
 	fx.In
 	Apps      config.Apps
 	Providers []Provider `group:"providers"`
+	// Budget, when the graph has one, limits the platform calls per app.
+	Budget Budget `optional:"true"`
 }
 
 // NewRegistryFx is NewRegistry for fx.
-func NewRegistryFx(p RegistryParams) (*Registry, error) { return NewRegistry(p.Apps, p.Providers) }
+func NewRegistryFx(p RegistryParams) (*Registry, error) {
+	return NewRegistry(p.Apps, p.Providers, WithBudget(p.Budget))
+}
 
 // Apps lists the configured apps.
 func (r *Registry) Apps() config.Apps { return r.apps }

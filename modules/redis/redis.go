@@ -12,8 +12,8 @@
 //
 // (the readiness check then is theirs to add). Every wxlogin consumer keys
 // the keys one Lua script or transaction touches by one hash tag, so all of
-// them work on a Redis Cluster. The rate limits (not written yet) are to take
-// this client too, with one hash tag per counter's keys.
+// them work on a Redis Cluster. The rate limits (modules/ratelimit) take this
+// client too; each of their scripts touches one key.
 package redis
 
 import (

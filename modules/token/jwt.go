@@ -12,9 +12,10 @@ import (
 )
 
 // JWT is the "jwt" strategy: access tokens are JWTs (claims sub, iat, exp,
-// jti, iss, sid, appid, openid; header kid) signed with the newest key of a
-// [KeySet]. Verification accepts the configured algorithm only, requires
-// exp, checks iss, looks the kid up among the configured keys only, and
+// jti, iss, aud, sid, appid, openid; header kid) signed with the newest key
+// of a [KeySet]. Verification accepts the configured algorithm only,
+// requires exp, checks iss and aud, looks the kid up among the configured
+// keys only, and
 // refuses sessions on the [DenyList]. Sessions and refresh tokens live in
 // the database.
 //
@@ -63,6 +64,7 @@ func NewJWT(client *ent.Client, keys *KeySet, deny DenyList, o Options) (*JWT, e
 			jwt.WithValidMethods([]string{keys.alg}),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuer(o.Config.Issuer),
+			jwt.WithAudience(o.Config.JWTAudience()),
 			jwt.WithTimeFunc(o.Now),
 		),
 		revoked: newRevocationSet(deny, o.Config.TTL, o.Now, o.Logger),
@@ -105,6 +107,7 @@ func (j *JWT) sign(sid string, userID int, provider, appID, openID string, now t
 	c := accessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    j.opt.Config.Issuer,
+			Audience:  jwt.ClaimStrings{j.opt.Config.JWTAudience()},
 			Subject:   strconv.Itoa(userID),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
@@ -192,6 +195,8 @@ func jwtReason(err error) string {
 		return "JWT expired"
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return "JWT issuer not accepted"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "JWT audience not accepted"
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return "JWT not valid yet"
 	default:

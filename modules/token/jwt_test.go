@@ -55,7 +55,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, header map[string]any
 func validClaims(cfg config.Token) jwt.MapClaims {
 	now := time.Now()
 	return jwt.MapClaims{
-		"iss": cfg.Issuer, "sub": "42", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"iss": cfg.Issuer, "aud": cfg.JWTAudience(), "sub": "42", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		"jti": "jti-1", "sid": "sid-not-denied", "appid": "wxapp", "openid": "o1",
 	}
 }
@@ -113,6 +113,9 @@ func TestJWTVerificationIsStrict(t *testing.T) {
 		{"stranger's Ed25519 key, right kid", edJWT, sign(t, jwt.SigningMethodEdDSA, strangerKey, map[string]any{"kid": edKID}, validClaims(ed))},
 		{"wrong iss", hsJWT, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"kid": hsKID}, with(validClaims(hs), "iss", "someone-else"))},
 		{"no iss", hsJWT, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"kid": hsKID}, with(validClaims(hs), "iss", nil))},
+		{"another service's aud", hsJWT, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"kid": hsKID}, with(validClaims(hs), "aud", "orders-service"))},
+		{"another service's aud among others", edJWT, sign(t, jwt.SigningMethodEdDSA, edPriv, map[string]any{"kid": edKID}, with(validClaims(ed), "aud", []string{"orders-service", "billing"}))},
+		{"no aud", hsJWT, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"kid": hsKID}, with(validClaims(hs), "aud", nil))},
 		{"no exp", hsJWT, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"kid": hsKID}, with(validClaims(hs), "exp", nil))},
 		{"expired", hsJWT, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"kid": hsKID}, with(validClaims(hs), "exp", time.Now().Add(-time.Second).Unix()))},
 		{"not valid yet", hsJWT, sign(t, jwt.SigningMethodHS256, secret, map[string]any{"kid": hsKID}, with(validClaims(hs), "nbf", time.Now().Add(time.Hour).Unix()))},
@@ -165,6 +168,9 @@ func TestJWTClaims(t *testing.T) {
 				if claims[k] == nil {
 					t.Errorf("claim %s missing", k)
 				}
+			}
+			if aud, _ := claims.GetAudience(); len(aud) != 1 || aud[0] != cfg.JWTAudience() {
+				t.Errorf("aud %v, want [%s]", aud, cfg.JWTAudience())
 			}
 			if exp, _ := claims.GetExpirationTime(); exp == nil || !exp.Time.Equal(pair.ExpiresAt) {
 				t.Errorf("exp %v, pair says %v", exp, pair.ExpiresAt)

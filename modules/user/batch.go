@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -113,7 +112,7 @@ func (s *EntStore) batchLogin(ctx context.Context, in LoginInput, now time.Time)
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, false, false, fmt.Errorf("user: login: %w", err)
+		return nil, false, false, unavailable("login", err)
 	}
 	if u == nil {
 		return nil, false, true, nil
@@ -185,7 +184,7 @@ func (s *EntStore) batchCreate(ctx context.Context, in LoginInput, now time.Time
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("user: create: %w", err)
+		return nil, false, unavailable("create", err)
 	}
 	if userID == 0 {
 		return nil, false, errors.New("user: create: no id came back")

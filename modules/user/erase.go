@@ -110,10 +110,10 @@ func (s *EntStore) deleteTx(ctx context.Context, tx *ent.Tx, id int) error {
 	}
 	c := tx.Client()
 	if _, err := c.Identity.Delete().Where(entidentity.UserID(id)).Exec(ctx); err != nil {
-		return fmt.Errorf("user: erase identities: %w", err)
+		return unavailable("erase identities", err)
 	}
 	if _, err := c.UnionLink.Delete().Where(entunionlink.UserID(id)).Exec(ctx); err != nil {
-		return fmt.Errorf("user: erase unionid links: %w", err)
+		return unavailable("erase unionid links", err)
 	}
 	if err := blankSessions(ctx, c, entsession.UserID(id)); err != nil {
 		return err
@@ -126,7 +126,7 @@ func (s *EntStore) deleteTx(ctx context.Context, tx *ent.Tx, id int) error {
 		ClearBannedUntil().ClearBanReason().ClearMergedInto().
 		SetUpdatedAt(s.now()).Exec(ctx)
 	if err != nil {
-		return fmt.Errorf("user: erase user: %w", err)
+		return unavailable("erase user", err)
 	}
 	return nil
 }
@@ -137,7 +137,7 @@ func (s *EntStore) deleteTx(ctx context.Context, tx *ent.Tx, id int) error {
 func blankSessions(ctx context.Context, c *ent.Client, where ...predicate.Session) error {
 	_, err := c.Session.Update().Where(where...).SetOpenid("").SetDevice("").Save(ctx)
 	if err != nil {
-		return fmt.Errorf("user: erase sessions' identities: %w", err)
+		return unavailable("erase sessions' identities", err)
 	}
 	return nil
 }
@@ -164,7 +164,7 @@ func (s *EntStore) RemoveIdentity(ctx context.Context, key IdentityKey, cause st
 			return ErrNotFound
 		}
 		if err != nil {
-			return fmt.Errorf("user: read identity: %w", err)
+			return unavailable("read identity", err)
 		}
 		out = Removal{UserID: id.UserID}
 		if _, err := lockUser(ctx, c, id.UserID); err != nil {
@@ -172,14 +172,14 @@ func (s *EntStore) RemoveIdentity(ctx context.Context, key IdentityKey, cause st
 		}
 		others, err := c.Identity.Query().Where(entidentity.UserID(id.UserID), entidentity.IDNEQ(id.ID)).All(ctx)
 		if err != nil {
-			return fmt.Errorf("user: read identities: %w", err)
+			return unavailable("read identities", err)
 		}
 		if !slices.ContainsFunc(others, func(o *ent.Identity) bool { return o.Kind != KindAnonymous }) {
 			out.UserDeleted = true
 			return s.deleteTx(ctx, tx, id.UserID)
 		}
 		if err := c.Identity.DeleteOneID(id.ID).Exec(ctx); err != nil {
-			return fmt.Errorf("user: erase identity: %w", err)
+			return unavailable("erase identity", err)
 		}
 		if id.Unionid != nil && !slices.ContainsFunc(others, func(o *ent.Identity) bool {
 			return o.Provider == id.Provider && o.Unionid != nil && *o.Unionid == *id.Unionid
@@ -187,7 +187,7 @@ func (s *EntStore) RemoveIdentity(ctx context.Context, key IdentityKey, cause st
 			_, err := c.UnionLink.Delete().Where(entunionlink.Provider(id.Provider), entunionlink.Unionid(*id.Unionid),
 				entunionlink.UserID(id.UserID)).Exec(ctx)
 			if err != nil {
-				return fmt.Errorf("user: erase unionid link: %w", err)
+				return unavailable("erase unionid link", err)
 			}
 		}
 		return blankSessions(ctx, c, entsession.UserID(id.UserID), entsession.Provider(key.Provider),
@@ -281,7 +281,7 @@ func (s *EntStore) Find(ctx context.Context, q Query) ([]*ent.User, error) {
 		Order(ent.Asc(entuser.FieldID)).Limit(MaxFound).
 		All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("user: find: %w", err)
+		return nil, unavailable("find", err)
 	}
 	for _, u := range users {
 		for _, id := range u.Edges.Identities {

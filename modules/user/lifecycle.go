@@ -179,10 +179,10 @@ func (s *EntStore) mergeTx(ctx context.Context, tx *ent.Tx, from, into *ent.User
 	c := tx.Client()
 	now := s.now()
 	if _, err := c.Identity.Update().Where(entidentity.UserID(from.ID)).SetUserID(into.ID).Save(ctx); err != nil {
-		return fmt.Errorf("user: merge identities: %w", err)
+		return unavailable("merge identities", err)
 	}
 	if _, err := c.UnionLink.Update().Where(entunionlink.UserID(from.ID)).SetUserID(into.ID).Save(ctx); err != nil {
-		return fmt.Errorf("user: merge unionid links: %w", err)
+		return unavailable("merge unionid links", err)
 	}
 	fill := c.User.UpdateOneID(into.ID).SetUpdatedAt(now)
 	if into.Nickname == "" && from.Nickname != "" {
@@ -207,7 +207,7 @@ func (s *EntStore) mergeTx(ctx context.Context, tx *ent.Tx, from, into *ent.User
 		}
 	}
 	if err := fill.Exec(ctx); err != nil {
-		return fmt.Errorf("user: merge profile: %w", err)
+		return unavailable("merge profile", err)
 	}
 	// A bulk update: the tombstone's avatar may now be the survivor's, so
 	// no per-row hook may treat its change as a file to delete.
@@ -217,11 +217,11 @@ func (s *EntStore) mergeTx(ctx context.Context, tx *ent.Tx, from, into *ent.User
 		ClearBannedUntil().ClearBanReason().
 		SetUpdatedAt(now).Exec(ctx)
 	if err != nil {
-		return fmt.Errorf("user: merge: %w", err)
+		return unavailable("merge", err)
 	}
 	// Earlier tombstones of from now point at the survivor.
 	if err := c.User.Update().Where(entuser.MergedInto(from.ID)).SetMergedInto(into.ID).Exec(ctx); err != nil {
-		return fmt.Errorf("user: merge: %w", err)
+		return unavailable("merge", err)
 	}
 	for _, h := range s.hooks {
 		if err := h(ctx, tx, from.ID, into.ID); err != nil {

@@ -157,7 +157,7 @@ func (s *EntStore) Unban(ctx context.Context, id int) (*ent.User, error) {
 		SetStatus(entuser.StatusActive).ClearBannedUntil().ClearBanReason().SetUpdatedAt(s.now()).
 		Save(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("user: unban: %w", err)
+		return nil, unavailable("unban", err)
 	}
 	u, err := s.Get(ctx, id)
 	if err != nil {
@@ -183,7 +183,7 @@ func (s *EntStore) LapseBans(ctx context.Context) (int, error) {
 	due := entuser.And(entuser.StatusEQ(entuser.StatusBanned), entuser.BannedUntilNotNil(), entuser.BannedUntilLTE(now))
 	ids, err := s.client.User.Query().Where(due).Limit(lapseBatch).IDs(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("user: find lapsed bans: %w", err)
+		return 0, unavailable("find lapsed bans", err)
 	}
 	ended := 0
 	for _, id := range ids {
@@ -191,7 +191,7 @@ func (s *EntStore) LapseBans(ctx context.Context) (int, error) {
 			SetStatus(entuser.StatusActive).ClearBannedUntil().ClearBanReason().SetUpdatedAt(now).
 			Save(ctx)
 		if err != nil {
-			return ended, fmt.Errorf("user: end a lapsed ban: %w", err)
+			return ended, unavailable("end a lapsed ban", err)
 		}
 		if n == 1 {
 			ended++
@@ -215,7 +215,7 @@ func (s *EntStore) CheckActive(ctx context.Context, id int) error {
 		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("user: read status: %w", err)
+		return unavailable("read status", err)
 	}
 	if u.Status == entuser.StatusDeleted || u.Status == entuser.StatusMerged {
 		return ErrNotFound

@@ -45,7 +45,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"entgo.io/ent/dialect"
@@ -305,7 +304,7 @@ func (s *EntStore) Login(ctx context.Context, in LoginInput) (*LoginResult, erro
 		if err == nil && in.AnonymousOpenID != "" {
 			err = s.adoptAnonymous(ctx, res, in)
 		}
-		if errors.Is(err, errRaced) {
+		if errors.Is(err, errRaced) || database.Retryable(err) {
 			continue
 		}
 		if err != nil {
@@ -314,7 +313,7 @@ func (s *EntStore) Login(ctx context.Context, in LoginInput) (*LoginResult, erro
 		s.notify(ctx, res, true)
 		return res, nil
 	}
-	return nil, fmt.Errorf("user: login lost %d races in a row", loginAttempts)
+	return nil, &StoreError{Op: "login", Err: fmt.Errorf("lost %d races in a row to concurrent logins", loginAttempts)}
 }
 
 // adoptAnonymous ties the device's anonymous identity to the user res
@@ -334,10 +333,10 @@ func (s *EntStore) adoptAnonymous(ctx context.Context, res *LoginResult, in Logi
 				return errRaced
 			}
 			if err != nil {
-				return fmt.Errorf("user: record the device: %w", err)
+				return unavailable("record the device", err)
 			}
 		case err != nil:
-			return fmt.Errorf("user: read the device's identity: %w", err)
+			return unavailable("read the device's identity", err)
 		case id.UserID == res.User.ID:
 			return nil
 		default:
@@ -347,11 +346,11 @@ func (s *EntStore) adoptAnonymous(ctx context.Context, res *LoginResult, in Logi
 			}
 			from, err := c.User.Get(ctx, id.UserID)
 			if err != nil {
-				return fmt.Errorf("user: read user: %w", err)
+				return unavailable("read user", err)
 			}
 			into, err := c.User.Get(ctx, res.User.ID)
 			if err != nil {
-				return fmt.Errorf("user: read user: %w", err)
+				return unavailable("read user", err)
 			}
 			if err := s.mergeTx(ctx, tx, from, into); err != nil {
 				return err
@@ -374,7 +373,7 @@ func (s *EntStore) adoptAnonymous(ctx context.Context, res *LoginResult, in Logi
 func anonymousOnly(ctx context.Context, c *ent.Client, userID int) (bool, error) {
 	n, err := c.Identity.Query().Where(entidentity.UserID(userID), entidentity.KindNEQ(KindAnonymous)).Count(ctx)
 	if err != nil {
-		return false, fmt.Errorf("user: read identities: %w", err)
+		return false, unavailable("read identities", err)
 	}
 	return n == 0, nil
 }
@@ -392,7 +391,7 @@ func lockUser(ctx context.Context, c *ent.Client, id int) (*ent.User, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: lock user: %w", err)
+		return nil, unavailable("lock user", err)
 	}
 	return u, nil
 }
@@ -456,7 +455,7 @@ func (s *EntStore) login(ctx context.Context, in LoginInput) (*LoginResult, erro
 		}
 		n, err := upd.Save(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("user: login: %w", err)
+			return nil, unavailable("login", err)
 		}
 		if n != 1 {
 			break // changed meanwhile: the slow path sorts it out
@@ -511,7 +510,7 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 		if err := upd.Exec(ctx); ent.IsNotFound(err) {
 			return nil, errRaced // the user was deleted meanwhile: the next attempt makes a new one
 		} else if err != nil {
-			return nil, fmt.Errorf("user: login: %w", err)
+			return nil, unavailable("login", err)
 		}
 	case ent.IsNotFound(err):
 		userID, linked := 0, false
@@ -530,7 +529,7 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 					return nil, errRaced
 				}
 			case !ent.IsNotFound(err):
-				return nil, fmt.Errorf("user: login: read unionid: %w", err)
+				return nil, unavailable("login: read unionid", err)
 			}
 		}
 		if userID == 0 && in.AnonymousOpenID != "" {
@@ -547,13 +546,13 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 					userID = anon.UserID
 				}
 			case !ent.IsNotFound(err):
-				return nil, fmt.Errorf("user: login: read the device's identity: %w", err)
+				return nil, unavailable("login: read the device's identity", err)
 			}
 		}
 		if userID == 0 {
 			u, err := c.User.Create().SetCreatedAt(now).SetUpdatedAt(now).Save(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("user: create: %w", err)
+				return nil, unavailable("create", err)
 			}
 			userID, res.Created = u.ID, true
 		}
@@ -563,7 +562,7 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 				return nil, errRaced // another first login of this person created the link
 			}
 			if err != nil {
-				return nil, fmt.Errorf("user: link unionid: %w", err)
+				return nil, unavailable("link unionid", err)
 			}
 		}
 		create := c.Identity.Create().
@@ -578,10 +577,10 @@ func (s *EntStore) loginTx(ctx context.Context, tx *ent.Tx, in LoginInput, now t
 		if err := create.Exec(ctx); ent.IsConstraintError(err) {
 			return nil, errRaced // a concurrent first login of this identity
 		} else if err != nil {
-			return nil, fmt.Errorf("user: create identity: %w", err)
+			return nil, unavailable("create identity", err)
 		}
 	default:
-		return nil, fmt.Errorf("user: login: %w", err)
+		return nil, unavailable("login", err)
 	}
 	u, err := s.loadByIdentity(ctx, c, key)
 	if err != nil {
@@ -606,7 +605,7 @@ func (s *EntStore) linkUnion(ctx context.Context, tx *ent.Tx, id *ent.Identity, 
 	c := tx.Client()
 	now := s.now()
 	if err := c.Identity.UpdateOneID(id.ID).SetUnionid(unionid).SetUpdatedAt(now).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("user: record unionid: %w", err)
+		return nil, unavailable("record unionid", err)
 	}
 	link, err := c.UnionLink.Query().Where(entunionlink.Provider(id.Provider), entunionlink.Unionid(unionid)).Only(ctx)
 	if ent.IsNotFound(err) {
@@ -615,12 +614,12 @@ func (s *EntStore) linkUnion(ctx context.Context, tx *ent.Tx, id *ent.Identity, 
 			return nil, errRaced
 		}
 		if err != nil {
-			return nil, fmt.Errorf("user: link unionid: %w", err)
+			return nil, unavailable("link unionid", err)
 		}
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: read unionid: %w", err)
+		return nil, unavailable("read unionid", err)
 	}
 	if link.UserID == id.UserID {
 		return nil, nil
@@ -632,11 +631,11 @@ func (s *EntStore) linkUnion(ctx context.Context, tx *ent.Tx, id *ent.Identity, 
 	}
 	a, err := c.User.Get(ctx, id.UserID)
 	if err != nil {
-		return nil, fmt.Errorf("user: read user: %w", err)
+		return nil, unavailable("read user", err)
 	}
 	b, err := c.User.Get(ctx, link.UserID)
 	if err != nil {
-		return nil, fmt.Errorf("user: read user: %w", err)
+		return nil, unavailable("read user", err)
 	}
 	into, from := older(a, b)
 	if err := s.mergeTx(ctx, tx, from, into); err != nil {
@@ -668,7 +667,7 @@ func (s *EntStore) LinkUnionID(ctx context.Context, userID int, key IdentityKey,
 				return ErrNotFound
 			}
 			if err != nil {
-				return fmt.Errorf("user: read identity: %w", err)
+				return unavailable("read identity", err)
 			}
 			res = &LoginResult{}
 			if id.Unionid == nil || *id.Unionid != unionid {
@@ -685,7 +684,7 @@ func (s *EntStore) LinkUnionID(ctx context.Context, userID int, key IdentityKey,
 			res.Identity = identityIn(res.User, key)
 			return nil
 		})
-		if errors.Is(err, errRaced) {
+		if errors.Is(err, errRaced) || database.Retryable(err) {
 			continue
 		}
 		if err != nil {
@@ -694,7 +693,7 @@ func (s *EntStore) LinkUnionID(ctx context.Context, userID int, key IdentityKey,
 		s.notify(ctx, res, false)
 		return res, nil
 	}
-	return nil, fmt.Errorf("user: linking a unionid lost %d races in a row", loginAttempts)
+	return nil, &StoreError{Op: "link a unionid", Err: fmt.Errorf("lost %d races in a row", loginAttempts)}
 }
 
 // Bind attaches an identity to the user.
@@ -712,7 +711,7 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 				if ent.IsNotFound(err) {
 					return ErrNotFound
 				}
-				return fmt.Errorf("user: read user: %w", err)
+				return unavailable("read user", err)
 			}
 			id, err := c.Identity.Query().Where(identityIs(key)).Only(ctx)
 			switch {
@@ -724,10 +723,10 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 					upd.SetSessionKey(s.sealKey(key, in.SessionKey))
 				}
 				if err := upd.Exec(ctx); err != nil {
-					return fmt.Errorf("user: bind: %w", err)
+					return unavailable("bind", err)
 				}
 			case !ent.IsNotFound(err):
-				return fmt.Errorf("user: read identity: %w", err)
+				return unavailable("read identity", err)
 			default:
 				if in.UnionID != "" {
 					link, err := c.UnionLink.Query().Where(entunionlink.Provider(in.Provider), entunionlink.Unionid(in.UnionID)).Only(ctx)
@@ -740,10 +739,10 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 							return errRaced
 						}
 						if err != nil {
-							return fmt.Errorf("user: link unionid: %w", err)
+							return unavailable("link unionid", err)
 						}
 					case err != nil:
-						return fmt.Errorf("user: read unionid: %w", err)
+						return unavailable("read unionid", err)
 					}
 				}
 				create := c.Identity.Create().
@@ -756,7 +755,7 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 				if err := create.Exec(ctx); ent.IsConstraintError(err) {
 					return errRaced
 				} else if err != nil {
-					return fmt.Errorf("user: bind: %w", err)
+					return unavailable("bind", err)
 				}
 			}
 			u, err := s.loadByIdentity(ctx, c, key)
@@ -766,12 +765,12 @@ func (s *EntStore) Bind(ctx context.Context, userID int, in LoginInput) (*LoginR
 			res = &LoginResult{User: u, Identity: identityIn(u, key)}
 			return nil
 		})
-		if errors.Is(err, errRaced) {
+		if errors.Is(err, errRaced) || database.Retryable(err) {
 			continue
 		}
 		return res, err
 	}
-	return nil, fmt.Errorf("user: binding lost %d races in a row", loginAttempts)
+	return nil, &StoreError{Op: "bind", Err: fmt.Errorf("lost %d races in a row", loginAttempts)}
 }
 
 // Unbind detaches the user's identities of one app.
@@ -781,7 +780,7 @@ func (s *EntStore) Unbind(ctx context.Context, userID int, provider, appid strin
 		c := tx.Client()
 		all, err := c.Identity.Query().Where(entidentity.UserID(userID)).All(ctx)
 		if err != nil {
-			return fmt.Errorf("user: read identities: %w", err)
+			return unavailable("read identities", err)
 		}
 		var keep, drop []*ent.Identity
 		for _, id := range all {
@@ -809,7 +808,7 @@ func (s *EntStore) Unbind(ctx context.Context, userID int, provider, appid strin
 			gone = append(gone, KeyOf(id))
 		}
 		if _, err := c.Identity.Delete().Where(entidentity.IDIn(ids...)).Exec(ctx); err != nil {
-			return fmt.Errorf("user: unbind: %w", err)
+			return unavailable("unbind", err)
 		}
 		// A unionid no remaining identity carries is no longer the user's.
 		still := map[string]bool{}
@@ -822,7 +821,7 @@ func (s *EntStore) Unbind(ctx context.Context, userID int, provider, appid strin
 			if id.Unionid != nil && !still[id.Provider+"\x00"+*id.Unionid] {
 				if _, err := c.UnionLink.Delete().Where(entunionlink.Provider(id.Provider), entunionlink.Unionid(*id.Unionid),
 					entunionlink.UserID(userID)).Exec(ctx); err != nil {
-					return fmt.Errorf("user: unbind: %w", err)
+					return unavailable("unbind", err)
 				}
 			}
 		}
@@ -854,7 +853,7 @@ func (s *EntStore) fillProfile(ctx context.Context, c *ent.Client, u *ent.User, 
 	ids := u.Edges.Identities
 	u, err := upd.SetUpdatedAt(s.now()).Save(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("user: fill profile: %w", err)
+		return nil, unavailable("fill profile", err)
 	}
 	u.Edges.Identities = ids
 	return u, nil
@@ -870,7 +869,7 @@ func (s *EntStore) loadByIdentity(ctx context.Context, c *ent.Client, key Identi
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: load: %w", err)
+		return nil, unavailable("load", err)
 	}
 	s.openKeys(u.Edges.Identities...)
 	return u, nil
@@ -900,7 +899,7 @@ func (s *EntStore) Get(ctx context.Context, id int) (*ent.User, error) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: get: %w", err)
+		return nil, unavailable("get", err)
 	}
 	s.openKeys(u.Edges.Identities...)
 	return u, nil
@@ -913,32 +912,48 @@ func (s *EntStore) Identity(ctx context.Context, userID int, key IdentityKey) (*
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: read identity: %w", err)
+		return nil, unavailable("read identity", err)
 	}
 	s.openKeys(id)
 	return id, nil
 }
 
 // UpdateProfile validates every given field before writing any.
+//
+// It runs in a transaction, so that hooks on the user's row (modules/avatar
+// swaps avatar files under the row's lock) see one change at a time.
 func (s *EntStore) UpdateProfile(ctx context.Context, id int, up ProfileUpdate) (*ent.User, error) {
-	upd := s.client.User.UpdateOneID(id).
-		Where(entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).
-		SetUpdatedAt(s.now())
+	var nickname, avatar *string
 	if up.Nickname != nil {
 		n, err := ValidateNickname(*up.Nickname)
 		if err != nil {
 			return nil, err
 		}
-		upd.SetNickname(n)
+		nickname = &n
 	}
 	if up.AvatarURL != nil {
 		a, err := ValidateAvatarURL(*up.AvatarURL)
 		if err != nil {
 			return nil, err
 		}
-		upd.SetAvatarURL(a)
+		avatar = &a
 	}
-	return s.save(ctx, upd)
+	err := s.inTx(ctx, func(tx *ent.Tx) error {
+		upd := tx.User.UpdateOneID(id).
+			Where(entuser.StatusNotIn(entuser.StatusMerged, entuser.StatusDeleted)).
+			SetUpdatedAt(s.now()).
+			SetNillableNickname(nickname).
+			SetNillableAvatarURL(avatar)
+		err := upd.Exec(ctx)
+		if ent.IsNotFound(err) {
+			return ErrNotFound
+		}
+		return unavailable("update", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
 }
 
 // SetPhone stores p.
@@ -964,7 +979,7 @@ func (s *EntStore) SetSessionKey(ctx context.Context, key IdentityKey, sessionKe
 	n, err := s.client.Identity.Update().Where(identityIs(key)).
 		SetSessionKey(s.sealKey(key, sessionKey)).SetUpdatedAt(s.now()).Save(ctx)
 	if err != nil {
-		return fmt.Errorf("user: store session key: %w", err)
+		return unavailable("store session key", err)
 	}
 	if n == 0 {
 		return ErrNotFound
@@ -978,7 +993,7 @@ func (s *EntStore) save(ctx context.Context, upd *ent.UserUpdateOne) (*ent.User,
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("user: update: %w", err)
+		return nil, unavailable("update", err)
 	}
 	return s.Get(ctx, u.ID)
 }
@@ -1021,14 +1036,14 @@ func keyAAD(k IdentityKey) []byte { return []byte(k.Provider + "\x00" + k.AppID 
 func (s *EntStore) inTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
 	tx, err := s.client.Tx(ctx)
 	if err != nil {
-		return fmt.Errorf("user: begin transaction: %w", err)
+		return unavailable("begin transaction", err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("user: commit: %w", err)
+		return unavailable("commit", err)
 	}
 	return nil
 }
@@ -1040,8 +1055,9 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// ValidateNickname trims n and checks it is valid UTF-8, printable, and
-// 1..MaxNicknameRunes characters.
+// ValidateNickname trims n and checks it is valid UTF-8, 1..MaxNicknameRunes
+// characters, without control or invisible format characters, and with at
+// least one visible character (see nicknameCharacters).
 func ValidateNickname(n string) (string, error) {
 	if !utf8.ValidString(n) {
 		return "", &ValidationError{Field: "nickname", Reason: "must be valid UTF-8"}
@@ -1053,10 +1069,8 @@ func ValidateNickname(n string) (string, error) {
 	if utf8.RuneCountInString(n) > MaxNicknameRunes {
 		return "", &ValidationError{Field: "nickname", Reason: fmt.Sprintf("must be at most %d characters", MaxNicknameRunes)}
 	}
-	for _, r := range n {
-		if unicode.IsControl(r) {
-			return "", &ValidationError{Field: "nickname", Reason: "must not contain control characters"}
-		}
+	if err := nicknameCharacters(n); err != nil {
+		return "", err
 	}
 	return n, nil
 }
