@@ -13,6 +13,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/avatarupload"
 	entuser "github.com/wxlogin/wxlogin/ent/user"
+	"github.com/wxlogin/wxlogin/internal/periodic"
 )
 
 // SweepGrace is how old an upload must be before the sweeper may delete
@@ -70,29 +71,10 @@ func NewSweeperFx(lc fx.Lifecycle, cfg config.Avatar, client *ent.Client, storag
 	if interval <= 0 {
 		interval = 10 * time.Minute
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				t := time.NewTicker(interval)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-t.C:
-						if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-							s.log.Warn("avatar sweep failed; trying again next time", zap.Error(err))
-						}
-					}
-				}
-			}()
-			return nil
-		},
-		OnStop: func(context.Context) error { cancel(); wg.Wait(); return nil },
+	periodic.OnLifecycle(lc, interval, func(ctx context.Context) {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("avatar sweep failed; trying again next time", zap.Error(err))
+		}
 	})
 	return s
 }

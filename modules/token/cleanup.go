@@ -11,6 +11,7 @@ import (
 	"github.com/wxlogin/wxlogin/ent/accesstoken"
 	"github.com/wxlogin/wxlogin/ent/revocation"
 	"github.com/wxlogin/wxlogin/ent/session"
+	"github.com/wxlogin/wxlogin/internal/periodic"
 )
 
 // Cleaner deletes, every interval, the access tokens that expired, the
@@ -18,7 +19,7 @@ import (
 // later) and the revocation rows no token can need any more. Redis keys
 // expire on their own.
 type Cleaner struct {
-	runner
+	periodic.Loop
 	client *ent.Client
 	every  time.Duration
 	log    *zap.Logger
@@ -49,7 +50,7 @@ func NewCleaner(client *ent.Client, every time.Duration, log *zap.Logger, now fu
 
 // Start runs a pass every interval in the background until Stop.
 func (c *Cleaner) Start(context.Context) error {
-	c.runner.every(c.every, func(ctx context.Context) {
+	c.Loop.Every(c.every, func(ctx context.Context) {
 		passCtx, cancel := context.WithTimeout(ctx, max(c.every, 30*time.Second))
 		n, err := c.Clean(passCtx)
 		cancel()
@@ -64,7 +65,7 @@ func (c *Cleaner) Start(context.Context) error {
 }
 
 // Stop ends the background job and waits for it.
-func (c *Cleaner) Stop(ctx context.Context) error { return c.runner.stop(ctx) }
+func (c *Cleaner) Stop(ctx context.Context) error { return c.Loop.Stop(ctx) }
 
 // Clean runs one pass.
 func (c *Cleaner) Clean(ctx context.Context) (Cleaned, error) {

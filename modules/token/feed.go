@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/ent"
 	"github.com/wxlogin/wxlogin/ent/revocation"
+	"github.com/wxlogin/wxlogin/internal/periodic"
 )
 
 // Revoked names the sessions that a revocation ended.
@@ -148,65 +149,13 @@ func (f *LocalFeed) Publish(_ context.Context, r Revoked) error {
 	return nil
 }
 
-// runner is the loop of a remote feed, started and stopped once.
-type runner struct {
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func (r *runner) start(loop func(ctx context.Context)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.mu.Lock()
-	r.cancel, r.done = cancel, make(chan struct{})
-	done := r.done
-	r.mu.Unlock()
-	go func() {
-		defer close(done)
-		loop(ctx)
-	}()
-}
-
-// every starts a loop that calls tick once per interval until stop.
-func (r *runner) every(interval time.Duration, tick func(ctx context.Context)) {
-	r.start(func(ctx context.Context) {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				tick(ctx)
-			}
-		}
-	})
-}
-
-func (r *runner) stop(ctx context.Context) error {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.cancel, r.done = nil, nil
-	r.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // RedisFeed carries revocations through Redis pub/sub. It pings the
 // subscription regularly; while the subscription is down (and after every
 // reconnection) it tells the caches to purge and stop caching, because
 // messages published meanwhile are lost.
 type RedisFeed struct {
 	hub
-	runner
+	periodic.Loop
 	rdb       redis.UniversalClient
 	channel   string
 	log       *zap.Logger
@@ -264,7 +213,7 @@ func (f *RedisFeed) Start(ctx context.Context) error {
 	f.psMu.Lock()
 	f.ps = ps
 	f.psMu.Unlock()
-	f.runner.start(func(ctx context.Context) {
+	f.Loop.Start(func(ctx context.Context) {
 		defer ps.Close()
 		f.receive(ctx, ps)
 	})
@@ -277,15 +226,11 @@ func (f *RedisFeed) Stop(ctx context.Context) error {
 	ps := f.ps
 	f.ps = nil
 	f.psMu.Unlock()
-	f.runner.mu.Lock()
-	if f.runner.cancel != nil {
-		f.runner.cancel() // first, so the loop takes the closing for a stop
-	}
-	f.runner.mu.Unlock()
+	f.Loop.Cancel() // first, so the loop takes the closing for a stop
 	if ps != nil {
 		_ = ps.Close() // interrupts a receive in progress
 	}
-	err := f.runner.stop(ctx)
+	err := f.Loop.Stop(ctx)
 	f.setLive(false)
 	return err
 }
@@ -363,7 +308,7 @@ func (f *RedisFeed) receive(ctx context.Context, ps *redis.PubSub) {
 // strategies that write them.
 type PollFeed struct {
 	hub
-	runner
+	periodic.Loop
 	client *ent.Client
 	every  time.Duration
 	log    *zap.Logger
@@ -430,13 +375,13 @@ func (f *PollFeed) Start(ctx context.Context) error {
 		}
 	}
 	f.setLive(true)
-	f.runner.every(f.every, f.poll)
+	f.Loop.Every(f.every, f.poll)
 	return nil
 }
 
 // Stop ends polling and waits for it.
 func (f *PollFeed) Stop(ctx context.Context) error {
-	err := f.runner.stop(ctx)
+	err := f.Loop.Stop(ctx)
 	f.setLive(false)
 	return err
 }

@@ -3,7 +3,6 @@ package user
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.uber.org/fx"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/wxlogin/wxlogin/config"
 	"github.com/wxlogin/wxlogin/ent"
+	"github.com/wxlogin/wxlogin/internal/periodic"
 	"github.com/wxlogin/wxlogin/internal/seal"
 	"github.com/wxlogin/wxlogin/modules/database"
 )
@@ -64,43 +64,16 @@ func NewStore(p Params) (*EntStore, error) {
 	}
 	s := NewEntStore(p.Client, opts...)
 	if p.Lifecycle != nil {
-		var (
-			stop = make(chan struct{})
-			wg   sync.WaitGroup
-		)
-		p.Lifecycle.Append(fx.Hook{
-			OnStart: func(context.Context) error {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					s.lapseLoop(stop, LapseInterval)
-				}()
-				return nil
-			},
-			OnStop: func(context.Context) error {
-				close(stop)
-				wg.Wait()
-				return nil
-			},
-		})
+		periodic.OnLifecycle(p.Lifecycle, LapseInterval, s.lapseOnce)
 	}
 	return s, nil
 }
 
-// lapseLoop runs LapseBans every interval until stop closes.
-func (s *EntStore) lapseLoop(stop <-chan struct{}, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if _, err := s.LapseBans(ctx); err != nil {
-			s.log.Warn("cannot end lapsed bans now; trying again later", zap.Error(err))
-		}
-		cancel()
+// lapseOnce ends the bans that have lapsed (one tick of the background job).
+func (s *EntStore) lapseOnce(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := s.LapseBans(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("cannot end lapsed bans now; trying again later", zap.Error(err))
 	}
 }
