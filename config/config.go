@@ -445,7 +445,7 @@ var Vars = []Var{
 	{"APP_RATELIMIT_REFRESH", "ratelimit.refresh", "30/1h", "refreshes per session"},
 	{"APP_RATELIMIT_AVATAR_UPLOADS", "ratelimit.avatar_uploads", "5/10m", "avatar uploads per user"},
 	{"APP_RATELIMIT_OPEN_DATA", "ratelimit.open_data", "30/10m", "phone-number and user-info calls per user"},
-	{"APP_RATELIMIT_PLATFORM_CALLS", "ratelimit.platform_calls", "3000/1m", "calls to a platform's API per app, across the fleet (protects the app's quota)"},
+	{"APP_RATELIMIT_PLATFORM_CALLS", "ratelimit.platform_calls", "30000/1m", "calls to a platform's API per app, across the fleet (protects the app's quota)"},
 	{"APP_RATELIMIT_MEMORY_KEYS", "ratelimit.memory_keys", "50000", "keys each limit keeps in memory (without Redis); the least recently seen go first"},
 }
 

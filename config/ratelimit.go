@@ -103,9 +103,12 @@ func withLimitDefaults(m map[string]any) map[string]any {
 		"ratelimit.avatar_uploads": "5/10m",
 		"ratelimit.open_data":      "30/10m",
 		// [U] WeChat publishes no per-app minute quota for code2Session
-		// (only 45011's 100 calls per user per minute): 3000/min is a guess
-		// meant to sit below it; operators set what their app was granted.
-		"ratelimit.platform_calls": "3000/1m",
+		// (only 45011's 100 calls per user per minute). The default must
+		// not refuse real users at a peak — a burst of 30 000 calls, then
+		// 500 a second — while a flood of junk codes from many addresses
+		// still cannot spend an unbounded number of calls; operators set
+		// what their app was granted.
+		"ratelimit.platform_calls": "30000/1m",
 		"ratelimit.memory_keys":    50000,
 	} {
 		m[k] = v

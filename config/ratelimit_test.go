@@ -13,7 +13,7 @@ func TestRateLimitSettings(t *testing.T) {
 	cfg, err := load(t, nil)
 	require.NoError(t, err)
 	require.Equal(t, config.Rate{N: 60, Per: 10 * time.Minute}, cfg.RateLimit.LoginFailures)
-	require.Equal(t, config.Rate{N: 3000, Per: time.Minute}, cfg.RateLimit.PlatformCalls)
+	require.Equal(t, config.Rate{N: 30000, Per: time.Minute}, cfg.RateLimit.PlatformCalls)
 	require.Equal(t, 65536, cfg.HTTP.BodyLimit)
 	require.Equal(t, "X-Forwarded-For", cfg.HTTP.ProxyHeader)
 

@@ -19,6 +19,8 @@ type principalInner struct {
 	exp time.Time
 }
 
+func (principalInner) Name() string { return "jwt" }
+
 func (p principalInner) Verify(_ context.Context, tok string) (token.Principal, error) {
 	n := len(tok)
 	return token.Principal{UserID: n, Provider: "wechat", AppID: "wx0000000000000dev",
