@@ -253,7 +253,14 @@ func openPostgres(dsn string, open func(driver.Connector) *sql.DB) (*sql.DB, err
 }
 
 // sqliteDSN adds the pragmas the project relies on (foreign keys, a busy
-// timeout, WAL for files) and creates the file's directory.
+// timeout, WAL for files), makes transactions take the write lock when they
+// begin, and creates the file's directory.
+//
+// BEGIN IMMEDIATE matters when two processes share the file (two instances
+// in development): a deferred transaction that read and then writes after
+// the other process wrote gets SQLITE_BUSY at once — the busy timeout cannot
+// help it — where an immediate one waits its turn at BEGIN. Each process
+// holds one connection, so nothing of its own waits behind it.
 func sqliteDSN(dsn string) (string, error) {
 	path := strings.TrimPrefix(dsn, "file:")
 	if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -281,6 +288,9 @@ func sqliteDSN(dsn string) (string, error) {
 	}
 	if !memory && !strings.Contains(dsn, "journal_mode") {
 		dsn += "&_pragma=journal_mode(WAL)"
+	}
+	if !strings.Contains(dsn, "_txlock") {
+		dsn += "&_txlock=immediate"
 	}
 	return dsn, nil
 }

@@ -2,8 +2,10 @@ package database_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,6 +168,57 @@ func TestStartRefusesAnOldSchema(t *testing.T) {
 			require.ErrorIs(t, start(), database.ErrSchemaBehind, "a table missing")
 		})
 	}
+}
+
+// TestTwoProcessesShareASQLiteFile: two clients on one file (two instances
+// in development) run transactions that read and then write, concurrently;
+// each waits its turn instead of failing with SQLITE_BUSY.
+func TestTwoProcessesShareASQLiteFile(t *testing.T) {
+	cfg := config.Database{Driver: "sqlite", DSN: "file:" + filepath.Join(t.TempDir(), "shared.db")}
+	ctx := context.Background()
+	var clients [2]*ent.Client
+	for i := range clients {
+		client, err := database.Open(cfg)
+		require.NoError(t, err)
+		defer client.Close()
+		clients[i] = client
+	}
+	require.NoError(t, database.Migrate(ctx, clients[0]))
+	const each = 40
+	errs := make(chan error, 2*each)
+	var wg sync.WaitGroup
+	for _, client := range clients {
+		for range each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- func() error {
+					tx, err := client.Tx(ctx)
+					if err != nil {
+						return err
+					}
+					n, err := tx.User.Query().Count(ctx)
+					if err != nil {
+						_ = tx.Rollback()
+						return err
+					}
+					if _, err := tx.User.Create().SetNickname(fmt.Sprint("after ", n)).Save(ctx); err != nil {
+						_ = tx.Rollback()
+						return err
+					}
+					return tx.Commit()
+				}()
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	n, err := clients[1].User.Query().Count(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2*each, n)
 }
 
 func TestSQLiteFileIsPrivate(t *testing.T) {
