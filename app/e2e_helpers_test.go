@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -38,15 +37,9 @@ type service struct {
 	secrets []string // handed-out values that must never be logged
 }
 
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
+// freeAddr returns a loopback address nothing listens on right now
+// (testutil.FreeAddr: outside the ephemeral range).
+func freeAddr(testing.TB) string { return testutil.FreeAddr() }
 
 // strategyVars are the settings of each token strategy under test.
 func strategyVars(t testing.TB, strategy string) map[string]string {

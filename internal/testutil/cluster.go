@@ -161,10 +161,10 @@ func stopNodes() {
 }
 
 // freeClusterPort finds a port that is free together with its cluster bus
-// port (+10000).
+// port (+10000), both below the ephemeral range (see FreeAddr).
 func freeClusterPort() (int, error) {
 	for range 100 {
-		p := 20000 + rand.IntN(20000)
+		p := 20000 + rand.IntN(2768) // bus ports 30000–32767: below the ephemeral range
 		a, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			continue

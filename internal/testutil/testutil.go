@@ -303,7 +303,9 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	p := &Proxy{target: target}
 	p.cond = sync.NewCond(&p.mu)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Not an ephemeral port: Start binds it again after Stop, and in
+	// between an outgoing connection must not be able to take it.
+	ln, err := net.Listen("tcp", FreeAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,10 +117,7 @@ func (s *syncBuffer) String() string {
 
 func TestServe(t *testing.T) {
 	// Find a free port, then let Serve bind it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	addr := testutil.FreeAddr()
 
 	cfg := testConfig
 	cfg.EmulatorAddr = addr
@@ -131,6 +128,7 @@ func TestServe(t *testing.T) {
 
 	var dev struct{ Code string }
 	var resp *http.Response
+	var err error
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		resp, err = http.Post("http://"+addr+"/emulator/login", "application/json", strings.NewReader(`{}`))
 		return err == nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/testutil"
 	"github.com/wxlogin/wxlogin/modules/auth"
 	"github.com/wxlogin/wxlogin/modules/database"
 	"github.com/wxlogin/wxlogin/modules/emulator"
@@ -76,14 +76,7 @@ func newService(cfg *config.Config) *fx.App {
 
 // README:end
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr() string { return testutil.FreeAddr() }
 
 func post(url string, body string, out any) {
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))

@@ -33,15 +33,30 @@ function serverBinary() {
   return builtBinary;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+// Ports below the kernel's ephemeral range (32768–60999), as the Go tests'
+// testutil.FreeAddr: a port found with listen(0) and closed again is an
+// ephemeral one, which any outgoing connection beside us may take as its
+// source port before the service binds it.
+const handedOut = new Set();
+
+function tryPort(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+async function freePort() {
+  for (let i = 0; i < 1000; i++) {
+    const port = 10000 + Math.floor(Math.random() * 10000);
+    if (handedOut.has(port)) continue;
+    if (await tryPort(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free loopback port in 10000-19999');
 }
 
 /**
