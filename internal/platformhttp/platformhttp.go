@@ -1,8 +1,10 @@
 // Package platformhttp is the outbound HTTP plumbing the platform clients
 // (qq, douyin, alipay) share: an http.Client that verifies TLS and never
 // follows redirects, one bounded call that caps the body it reads, errors
-// that never hold a URL (whose query may carry a secret) or a secret, and the
-// two error types every platform gives when no usable answer came back.
+// that never hold a URL (whose query may carry a secret) or a secret, the
+// two error types every platform gives when no usable answer came back, and,
+// for the platforms whose APIs need a server access token (qq, douyin), their
+// apps with fleet-wide token managers ([Apps], built from [Options]).
 //
 // The errors implement provider.Classifier, so the login flow maps them like
 // any platform's: [*TransportError] is KindUnavailable, [*ResponseError] is

@@ -68,140 +68,68 @@ func (s Session) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // HTTPClient is the Client that speaks to QQ (or its emulator) over HTTP,
 // for every QQ app of the deployment.
 type HTTPClient struct {
-	apps    map[string]*app
-	timeout time.Duration
-	http    *http.Client
-	log     *zap.Logger
+	*platformhttp.Apps // the apps and their tokens (Tokens, AccessToken), the HTTP client
 }
 
-type app struct {
-	cfg    config.App
-	base   string
-	tokens *platformtoken.Manager
-}
+type app = platformhttp.App
 
 // Option adjusts NewClient.
-type Option func(*options)
-
-type options struct {
-	logger     *zap.Logger
-	httpClient *http.Client
-	timeout    time.Duration
-	store      platformtoken.Store
-	now        func() time.Time
-	lockTTL    time.Duration
-	tracer     trace.TracerProvider
-	tokenObs   platformtoken.Observer
-}
+type Option func(*platformhttp.Options)
 
 // WithLogger sets the logger (default: none).
-func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *zap.Logger) Option { return func(o *platformhttp.Options) { o.Logger = l } }
 
 // WithTracerProvider makes every call a client span of tp, without its
 // query string (which carries secrets, codes and access tokens).
-func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *platformhttp.Options) { o.Tracer = tp }
+}
 
 // WithTokenObserver makes o hear every access-token fetch (metrics).
-func WithTokenObserver(o platformtoken.Observer) Option {
-	return func(o2 *options) { o2.tokenObs = o }
+func WithTokenObserver(obs platformtoken.Observer) Option {
+	return func(o *platformhttp.Options) { o.TokenObs = obs }
 }
 
 // WithHTTPClient sets the HTTP client; NewClient refuses one that skips TLS
 // verification, and stops it from following redirects.
-func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+func WithHTTPClient(c *http.Client) Option { return func(o *platformhttp.Options) { o.HTTPClient = c } }
 
 // WithTimeout bounds every call (default DefaultTimeout).
-func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+func WithTimeout(d time.Duration) Option { return func(o *platformhttp.Options) { o.Timeout = d } }
 
 // WithTokenStore sets where access tokens are shared (default: a
 // platformtoken.MemoryStore).
-func WithTokenStore(s platformtoken.Store) Option { return func(o *options) { o.store = s } }
+func WithTokenStore(s platformtoken.Store) Option {
+	return func(o *platformhttp.Options) { o.TokenStore = s }
+}
 
 // WithClock sets the clock that decides when a token is due for refresh (tests).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithClock(now func() time.Time) Option { return func(o *platformhttp.Options) { o.Now = now } }
 
 // WithTokenLockTTL sets how long one instance may hold an app's token fetch
 // lock (default: twice the timeout, at least one second).
-func WithTokenLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL = d } }
+func WithTokenLockTTL(d time.Duration) Option { return func(o *platformhttp.Options) { o.LockTTL = d } }
 
 // NewClient builds the client for the QQ apps among apps (others are
 // ignored): each needs an appid and a secret, and may set a base URL.
 func NewClient(apps config.Apps, opts ...Option) (*HTTPClient, error) {
-	var o options
+	var o platformhttp.Options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.logger == nil {
-		o.logger = zap.NewNop()
-	}
-	if o.store == nil {
-		o.store = platformtoken.NewMemoryStore()
-	}
-	if o.timeout <= 0 {
-		o.timeout = DefaultTimeout
-	}
-	if o.lockTTL <= 0 {
-		o.lockTTL = max(2*o.timeout, time.Second)
-	}
-	hc, err := platformhttp.NewHTTPClient(o.httpClient)
+	c := &HTTPClient{}
+	shared, err := platformhttp.NewApps(Platform, "QQ", DefaultBaseURL, apps, o, c.fetchAccessToken)
 	if err != nil {
-		return nil, fmt.Errorf("qq: %w", err)
+		return nil, err
 	}
-	c := &HTTPClient{apps: map[string]*app{}, timeout: o.timeout, http: platformhttp.TracedClient(hc, o.tracer, Platform), log: o.logger.Named("qq")}
-	for _, a := range apps.Of(Platform) {
-		if a.AppID == "" || a.Secret == "" {
-			return nil, fmt.Errorf("qq: app %q: appid and secret are required", a.AppID)
-		}
-		base, err := platformhttp.BaseURL(a.BaseURL, DefaultBaseURL)
-		if err != nil {
-			return nil, fmt.Errorf("qq: app %s: %w", a.AppID, err)
-		}
-		st := &app{cfg: a, base: base}
-		st.tokens = platformtoken.New(a.AppID, o.store, func(ctx context.Context) (string, time.Duration, error) {
-			return c.fetchAccessToken(ctx, st)
-		},
-			platformtoken.WithLogger(c.log), platformtoken.WithClock(o.now), platformtoken.WithLockTTL(o.lockTTL),
-			platformtoken.WithObserver(o.tokenObs),
-			platformtoken.WithUnavailable(func(err error) error { return &TransportError{Platform: Platform, Path: "access token", Err: err} }))
-		c.apps[a.AppID] = st
-	}
+	c.Apps = shared
 	return c, nil
-}
-
-// CloseIdleConnections closes the keep-alive connections the client holds.
-func (c *HTTPClient) CloseIdleConnections() { c.http.CloseIdleConnections() }
-
-// Tokens is app appid's access-token manager; nil for an unknown app.
-func (c *HTTPClient) Tokens(appid string) *platformtoken.Manager {
-	if a, ok := c.apps[appid]; ok {
-		return a.tokens
-	}
-	return nil
-}
-
-func (c *HTTPClient) app(appid string) (*app, error) {
-	a, ok := c.apps[appid]
-	if !ok {
-		return nil, &provider.Error{Platform: Platform, Kind: provider.KindMisconfigured,
-			Message: fmt.Sprintf("app %q is not a configured QQ app", appid)}
-	}
-	return a, nil
-}
-
-// AccessToken returns app appid's current access token: one fetch per
-// expiry window for the whole fleet (see platformtoken).
-func (c *HTTPClient) AccessToken(ctx context.Context, appid string) (string, error) {
-	a, err := c.app(appid)
-	if err != nil {
-		return "", err
-	}
-	return a.tokens.AccessToken(ctx)
 }
 
 // Code2Session calls GET /sns/jscode2session. A "success" without openid or
 // session_key is a *ResponseError, never a Session with empty fields.
 func (c *HTTPClient) Code2Session(ctx context.Context, appid, code string) (Session, error) {
-	a, err := c.app(appid)
+	a, err := c.App(appid)
 	if err != nil {
 		return Session{}, err
 	}
@@ -213,7 +141,7 @@ func (c *HTTPClient) Code2Session(ctx context.Context, appid, code string) (Sess
 		SessionKey string `json:"session_key"`
 		UnionID    string `json:"unionid"`
 	}
-	query := url.Values{"appid": {a.cfg.AppID}, "secret": {a.cfg.Secret}, "js_code": {code}, "grant_type": {"authorization_code"}}
+	query := url.Values{"appid": {a.Config.AppID}, "secret": {a.Config.Secret}, "js_code": {code}, "grant_type": {"authorization_code"}}
 	if err := c.call(ctx, a, PathCode2Session, query, &out); err != nil {
 		return Session{}, err
 	}
@@ -229,7 +157,7 @@ func (c *HTTPClient) fetchAccessToken(ctx context.Context, a *app) (string, time
 		AccessToken string      `json:"access_token"`
 		ExpiresIn   json.Number `json:"expires_in"`
 	}
-	query := url.Values{"grant_type": {"client_credential"}, "appid": {a.cfg.AppID}, "secret": {a.cfg.Secret}}
+	query := url.Values{"grant_type": {"client_credential"}, "appid": {a.Config.AppID}, "secret": {a.Config.Secret}}
 	if err := c.call(ctx, a, PathToken, query, &out); err != nil {
 		return "", 0, err
 	}
@@ -244,10 +172,10 @@ func (c *HTTPClient) fetchAccessToken(ctx context.Context, a *app) (string, time
 // the answer into out. It logs one line, without the query; the AppSecret
 // is scrubbed from anything kept or logged.
 func (c *HTTPClient) call(ctx context.Context, a *app, path string, query url.Values, out any) error {
-	secrets := []string{a.cfg.Secret}
+	secrets := []string{a.Config.Secret}
 	start := time.Now()
-	resp, err := platformhttp.Do(ctx, c.http, c.timeout, platformhttp.Request{Method: http.MethodGet, URL: a.base + path + "?" + query.Encode()}, MaxResponseBytes)
-	fields := []zap.Field{zap.String("appid", a.cfg.AppID), zap.String("path", path), zap.Duration("duration", time.Since(start))}
+	resp, err := platformhttp.Do(ctx, c.HTTP, c.Timeout, platformhttp.Request{Method: http.MethodGet, URL: a.Base + path + "?" + query.Encode()}, MaxResponseBytes)
+	fields := []zap.Field{zap.String("appid", a.Config.AppID), zap.String("path", path), zap.Duration("duration", time.Since(start))}
 	switch {
 	case errors.Is(err, platformhttp.ErrTooLarge):
 		err = &ResponseError{Platform: Platform, Path: path, StatusCode: resp.Status, ContentType: resp.ContentType,
@@ -264,16 +192,16 @@ func (c *HTTPClient) call(ctx context.Context, a *app, path string, query url.Va
 		fields = append(fields, zap.Int("errcode", qe.Code), zap.Stringer("kind", qe.Kind()))
 		switch qe.Kind() {
 		case provider.KindMisconfigured:
-			c.log.Error("qq call: QQ refused our credentials; check this app's appid and secret in APP_APPS", fields...)
+			c.Log.Error("qq call: QQ refused our credentials; check this app's appid and secret in APP_APPS", fields...)
 		case provider.KindUnavailable, provider.KindUnknown:
-			c.log.Warn("qq call", fields...)
+			c.Log.Warn("qq call", fields...)
 		default:
-			c.log.Info("qq call", fields...)
+			c.Log.Info("qq call", fields...)
 		}
 	case err != nil:
-		c.log.Warn("qq call", append(fields, zap.Error(err))...)
+		c.Log.Warn("qq call", append(fields, zap.Error(err))...)
 	default:
-		c.log.Info("qq call", append(fields, zap.Int("errcode", 0))...)
+		c.Log.Info("qq call", append(fields, zap.Int("errcode", 0))...)
 	}
 	return err
 }
