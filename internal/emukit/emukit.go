@@ -240,7 +240,7 @@ func Device(method string, h DeviceFunc) http.Handler {
 func DeviceMux(w *Wire, login DeviceFunc) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/login", Device(http.MethodPost, login))
-	mux.Handle("/faults", Device("", func(r *http.Request) (any, error) { return w.handleFaults(r) }))
+	mux.Handle("/faults", Device("", func(r *http.Request) (any, error) { return w.HandleFaults(r) }))
 	mux.Handle("/stats", Device(http.MethodGet, func(*http.Request) (any, error) { return StatsResponse{Calls: w.Calls()}, nil }))
 	mux.Handle("/", Device("", func(*http.Request) (any, error) {
 		return nil, &InputError{Status: http.StatusNotFound, Code: "not_found",
@@ -249,7 +249,9 @@ func DeviceMux(w *Wire, login DeviceFunc) *http.ServeMux {
 	return mux
 }
 
-func (w *Wire) handleFaults(r *http.Request) (any, error) {
+// HandleFaults is the device API's /faults: POST adds one, DELETE clears,
+// GET lists.
+func (w *Wire) HandleFaults(r *http.Request) (any, error) {
 	switch r.Method {
 	case http.MethodPost:
 		var f Fault

@@ -1,21 +1,13 @@
 package emulator
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/emukit"
 	"github.com/wxlogin/wxlogin/internal/wxcrypto"
 )
-
-// maxDeviceBody caps device-API request bodies.
-const maxDeviceBody = 64 << 10
 
 // Defaults of the profile a device hands over since 2021: the anonymous one.
 const (
@@ -25,20 +17,11 @@ const (
 )
 
 // InputError is a device-API request the emulator refuses. Over HTTP it is
-// answered with Status and {"error":{"code":Code,"message":Message}}.
-type InputError struct {
-	// Status is the HTTP status: 400 unless said otherwise.
-	Status  int
-	Code    string
-	Message string
-}
+// answered with Status and {"error":{"code":Code,"message":Message}}; every
+// platform's emulator shares it (internal/emukit).
+type InputError = emukit.InputError
 
-// Error returns the code and the message.
-func (e *InputError) Error() string { return "emulator: " + e.Code + ": " + e.Message }
-
-func badInput(code, format string, args ...any) *InputError {
-	return &InputError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
-}
+var badInput = emukit.BadInput
 
 // LoginRequest is a device's wx.login (or, for an OAuth app, the user's
 // consent that ends in a redirect with a code). Every field is optional.
@@ -79,10 +62,10 @@ type LoginResponse struct {
 // gives a mini-program user a new current session_key (the old one no
 // longer decrypts) and issues a single-use code valid for [CodeTTL].
 func (e *Emulator) Login(req LoginRequest) (LoginResponse, error) {
-	if req.OpenID != "" && !validID(req.OpenID) {
+	if req.OpenID != "" && !emukit.ValidID(req.OpenID) {
 		return LoginResponse{}, badInput("invalid_openid", "openid must be 1 to 128 characters of A-Z a-z 0-9 - _")
 	}
-	if req.UnionID != "" && !validID(req.UnionID) {
+	if req.UnionID != "" && !emukit.ValidID(req.UnionID) {
 		return LoginResponse{}, badInput("invalid_unionid", "unionid must be 1 to 128 characters of A-Z a-z 0-9 - _")
 	}
 	if req.SessionKey != "" && !wxcrypto.ValidSessionKey(req.SessionKey) {
@@ -226,7 +209,7 @@ func (e *Emulator) UserInfo(req UserInfoRequest) (UserInfoResponse, error) {
 		NickName: or(req.NickName, DefaultNickName), Gender: req.Gender, Language: or(req.Language, DefaultLanguage),
 		City: req.City, Province: req.Province, Country: req.Country, AvatarURL: or(req.AvatarURL, DefaultAvatarURL),
 	}
-	if req.UnionID != "" && !validID(req.UnionID) {
+	if req.UnionID != "" && !emukit.ValidID(req.UnionID) {
 		return UserInfoResponse{}, badInput("invalid_unionid", "unionid must be 1 to 128 characters of A-Z a-z 0-9 - _")
 	}
 	e.mu.Lock()
@@ -240,8 +223,8 @@ func (e *Emulator) UserInfo(req UserInfoRequest) (UserInfoResponse, error) {
 	if err != nil {
 		return UserInfoResponse{}, err
 	}
-	rawData := compactJSON(raw)
-	plain := compactJSON(wxcrypto.UserInfo{
+	rawData := emukit.CompactJSON(raw)
+	plain := emukit.CompactJSON(wxcrypto.UserInfo{
 		OpenID: req.OpenID, NickName: raw.NickName, Gender: raw.Gender, Language: raw.Language,
 		City: raw.City, Province: raw.Province, Country: raw.Country, AvatarURL: raw.AvatarURL, UnionID: unionID,
 		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: or(req.WatermarkAppID, appID)},
@@ -299,7 +282,7 @@ func (e *Emulator) Phone(req PhoneRequest) (PhoneResponse, error) {
 	if uerr != nil {
 		return PhoneResponse{}, uerr
 	}
-	plain := compactJSON(wxcrypto.PhoneInfo{PhoneNumber: full, PurePhoneNumber: pure, CountryCode: wxcrypto.CountryCode(cc),
+	plain := emukit.CompactJSON(wxcrypto.PhoneInfo{PhoneNumber: full, PurePhoneNumber: pure, CountryCode: wxcrypto.CountryCode(cc),
 		Watermark: wxcrypto.Watermark{Timestamp: now.Unix(), AppID: appID}})
 	data, iv, encErr := wxcrypto.Encrypt(key, []byte(plain))
 	if encErr != nil {
@@ -374,19 +357,6 @@ func digits(s string, minLen, maxLen int) bool {
 	return true
 }
 
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 func or(s, def string) string {
 	if s == "" {
 		return def
@@ -394,195 +364,40 @@ func or(s, def string) string {
 	return s
 }
 
-// compactJSON encodes v as JavaScript's JSON.stringify would: no HTML or
-// slash escaping, no trailing newline.
-func compactJSON(v any) string {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // our own types of strings and ints: cannot fail
-	return strings.TrimSuffix(buf.String(), "\n")
-}
-
 // Fault makes the next Count calls of a WeChat path fail. ErrCode answers
 // with that errcode (HTTP 200, WeChat's errmsg and a rid); HTTPStatus
-// answers with that status and an empty text/html body; DelayMS waits
-// first (giving up if the client does), and alone only slows the call.
-type Fault struct {
-	Path       string `json:"path"`
-	ErrCode    int    `json:"errcode,omitempty"`
-	HTTPStatus int    `json:"http_status,omitempty"`
-	DelayMS    int    `json:"delay_ms,omitempty"`
-	Count      int    `json:"count"`
-}
+// answers with that status and an empty text/html body; Body answers HTTP
+// 200 with exactly that body (an answer WeChat would never give); DelayMS
+// waits first (giving up if the client does), and alone only slows the call.
+// SubCode is another platform's and is refused here.
+type Fault = emukit.Fault
 
 // AddFault queues a fault; faults of one path apply in the order added.
 func (e *Emulator) AddFault(f Fault) error {
-	switch {
-	case !slices.Contains(WeChatPaths, f.Path):
-		return badInput("invalid_fault", "path must be one of %s", strings.Join(WeChatPaths, ", "))
-	case f.Count < 1 || f.Count > 1_000_000:
-		return badInput("invalid_fault", "count must be between 1 and 1000000")
-	case f.ErrCode == 0 && f.HTTPStatus == 0 && f.DelayMS == 0:
-		return badInput("invalid_fault", "give errcode, http_status or delay_ms")
-	case f.ErrCode != 0 && f.HTTPStatus != 0:
-		return badInput("invalid_fault", "give errcode or http_status, not both")
-	case f.HTTPStatus != 0 && (f.HTTPStatus < 200 || f.HTTPStatus > 599):
-		return badInput("invalid_fault", "http_status must be between 200 and 599")
-	case f.DelayMS < 0 || f.DelayMS > 600_000:
-		return badInput("invalid_fault", "delay_ms must be between 0 and 600000")
+	if f.SubCode != "" {
+		return badInput("invalid_fault", "sub_code is Alipay's; WeChat answers errcode alone")
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.faults[f.Path] = append(e.faults[f.Path], &f)
-	return nil
+	return e.wire.AddFault(f)
 }
 
 // ClearFaults drops every pending fault and says how many calls they
 // would still have failed.
-func (e *Emulator) ClearFaults() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, fs := range e.faults {
-		for _, f := range fs {
-			n += f.Count
-		}
-	}
-	clear(e.faults)
-	return n
-}
+func (e *Emulator) ClearFaults() int { return e.wire.ClearFaults() }
 
 // Faults lists the pending faults, by path in [WeChatPaths] order, each
 // with the calls it has left.
-func (e *Emulator) Faults() []Fault {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := []Fault{}
-	for _, p := range WeChatPaths {
-		for _, f := range e.faults[p] {
-			out = append(out, *f)
-		}
-	}
-	return out
-}
-
-// enter counts a call of a WeChat path and takes the fault it must
-// suffer, if any.
-func (e *Emulator) enter(path string) *Fault {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.calls[path]++
-	fs := e.faults[path]
-	if len(fs) == 0 {
-		return nil
-	}
-	f := *fs[0]
-	if fs[0].Count--; fs[0].Count == 0 {
-		e.faults[path] = fs[1:]
-		if len(e.faults[path]) == 0 {
-			delete(e.faults, path)
-		}
-	}
-	return &f
-}
+func (e *Emulator) Faults() []Fault { return e.wire.Faults() }
 
 // Calls returns how many calls each WeChat path received, every path
 // present.
-func (e *Emulator) Calls() map[string]int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make(map[string]int, len(WeChatPaths))
-	for _, p := range WeChatPaths {
-		out[p] = e.calls[p]
-	}
-	return out
-}
+func (e *Emulator) Calls() map[string]int { return e.wire.Calls() }
 
 // StatsResponse is GET /emulator/stats.
-type StatsResponse struct {
-	Calls map[string]int `json:"calls"`
-}
-
-// ---- HTTP
-
-type deviceHandler func(r *http.Request) (any, error)
-
-// device wraps a device-API endpoint: method check, JSON answer, errors as
-// {"error":{"code","message"}}.
-func (e *Emulator) device(method string, h deviceHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var v any
-		var err error
-		if method != "" && r.Method != method {
-			w.Header().Set("Allow", method)
-			err = &InputError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use " + method}
-		} else {
-			v, err = h(r)
-		}
-		status := http.StatusOK
-		if err != nil {
-			var ie *InputError
-			if !errors.As(err, &ie) {
-				ie = &InputError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error"}
-			}
-			status = ie.Status
-			v = map[string]any{"error": map[string]string{"code": ie.Code, "message": ie.Message}}
-		}
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, compactJSON(v)+"\n")
-	})
-}
-
-// decodeDevice reads a device-API body into v: one JSON object with known
-// fields, or nothing at all (all fields empty). Content-Type is ignored,
-// so `curl -d '{...}'` works.
-func decodeDevice(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxDeviceBody+1))
-	if err != nil {
-		return badInput("invalid_json", "the request body could not be read")
-	}
-	if len(body) > maxDeviceBody {
-		return &InputError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("the body must be at most %d bytes", maxDeviceBody)}
-	}
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil
-	}
-	if body[0] != '{' {
-		return badInput("invalid_json", "the request body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badInput("invalid_json", "%s", describeJSONError(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return badInput("invalid_json", "the request body must hold exactly one JSON object")
-	}
-	return nil
-}
-
-func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te) && te.Field != "":
-		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type.Kind())
-	case errors.As(err, &se):
-		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "malformed JSON: the body ends too early"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
-	}
-	return "malformed JSON"
-}
+type StatsResponse = emukit.StatsResponse
 
 func (e *Emulator) handleLogin(r *http.Request) (any, error) {
 	var req LoginRequest
-	if err := decodeDevice(r, &req); err != nil {
+	if err := emukit.Decode(r, &req); err != nil {
 		return nil, err
 	}
 	return e.Login(req)
@@ -590,7 +405,7 @@ func (e *Emulator) handleLogin(r *http.Request) (any, error) {
 
 func (e *Emulator) handleUserInfo(r *http.Request) (any, error) {
 	var req UserInfoRequest
-	if err := decodeDevice(r, &req); err != nil {
+	if err := emukit.Decode(r, &req); err != nil {
 		return nil, err
 	}
 	return e.UserInfo(req)
@@ -598,29 +413,24 @@ func (e *Emulator) handleUserInfo(r *http.Request) (any, error) {
 
 func (e *Emulator) handlePhone(r *http.Request) (any, error) {
 	var req PhoneRequest
-	if err := decodeDevice(r, &req); err != nil {
+	if err := emukit.Decode(r, &req); err != nil {
 		return nil, err
 	}
 	return e.Phone(req)
 }
 
 func (e *Emulator) handleFaults(r *http.Request) (any, error) {
-	switch r.Method {
-	case http.MethodPost:
+	if r.Method == http.MethodPost {
 		var f Fault
-		if err := decodeDevice(r, &f); err != nil {
+		if err := emukit.Decode(r, &f); err != nil {
 			return nil, err
 		}
 		if err := e.AddFault(f); err != nil {
 			return nil, err
 		}
 		return map[string]any{"fault": f, "pending": e.Faults()}, nil
-	case http.MethodDelete:
-		return map[string]int{"cleared": e.ClearFaults()}, nil
-	case http.MethodGet:
-		return map[string]any{"faults": e.Faults()}, nil
 	}
-	return nil, &InputError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use POST, DELETE or GET"}
+	return e.wire.HandleFaults(r)
 }
 
 func (e *Emulator) handleStats(*http.Request) (any, error) {

@@ -56,6 +56,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/emukit"
 )
 
 // The WeChat paths the emulator serves.
@@ -108,8 +109,7 @@ type Emulator struct {
 	phoneCodes  map[string]*phoneCode
 	tokens      map[string]*accessToken // every app's access tokens
 	oauthTokens map[string]*oauthToken  // users' OAuth tokens
-	faults      map[string][]*Fault
-	calls       map[string]int
+	wire        *emukit.Wire            // the WeChat paths' calls and faults
 	lastSweep   time.Time
 
 	srvMu sync.Mutex
@@ -199,8 +199,7 @@ func New(apps config.Apps, opts ...Option) *Emulator {
 		phoneCodes:  map[string]*phoneCode{},
 		tokens:      map[string]*accessToken{},
 		oauthTokens: map[string]*oauthToken{},
-		faults:      map[string][]*Fault{},
-		calls:       map[string]int{},
+		wire:        emukit.NewWire(WeChatPaths...),
 		pushClient:  &http.Client{Timeout: pushTimeout},
 	}
 	wechat := apps.Of(config.PlatformWeChat)
@@ -249,12 +248,12 @@ func (e *Emulator) routes() *http.ServeMux {
 	mux.Handle(PathCheckSession, e.wechat(PathCheckSession, e.checkSession))
 	mux.Handle(PathResetSessionKey, e.wechat(PathResetSessionKey, e.resetSessionKey))
 
-	mux.Handle("/emulator/login", e.device(http.MethodPost, e.handleLogin))
-	mux.Handle("/emulator/userinfo", e.device(http.MethodPost, e.handleUserInfo))
-	mux.Handle("/emulator/phone", e.device(http.MethodPost, e.handlePhone))
-	mux.Handle("/emulator/faults", e.device("", e.handleFaults))
-	mux.Handle("/emulator/stats", e.device(http.MethodGet, e.handleStats))
-	mux.Handle("/emulator/push", e.device(http.MethodPost, e.handlePush))
+	mux.Handle("/emulator/login", emukit.Device(http.MethodPost, e.handleLogin))
+	mux.Handle("/emulator/userinfo", emukit.Device(http.MethodPost, e.handleUserInfo))
+	mux.Handle("/emulator/phone", emukit.Device(http.MethodPost, e.handlePhone))
+	mux.Handle("/emulator/faults", emukit.Device("", e.handleFaults))
+	mux.Handle("/emulator/stats", emukit.Device(http.MethodGet, e.handleStats))
+	mux.Handle("/emulator/push", emukit.Device(http.MethodPost, e.handlePush))
 	// The same device API under /emulator/wechat/, the shape every platform's has.
 	mux.Handle("/emulator/wechat/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
@@ -262,7 +261,7 @@ func (e *Emulator) routes() *http.ServeMux {
 		r2.URL.RawPath = ""
 		mux.ServeHTTP(w, r2)
 	}))
-	mux.Handle("/emulator/", e.device("", func(*http.Request) (any, error) {
+	mux.Handle("/emulator/", emukit.Device("", func(*http.Request) (any, error) {
 		return nil, &InputError{Status: http.StatusNotFound, Code: "not_found",
 			Message: "no such device API; see /emulator/login, /emulator/userinfo, /emulator/phone, /emulator/push, /emulator/faults, /emulator/stats"}
 	}))

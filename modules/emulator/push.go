@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wxlogin/wxlogin/config"
+	"github.com/wxlogin/wxlogin/internal/emukit"
 	"github.com/wxlogin/wxlogin/internal/msgcrypt"
 )
 
@@ -106,7 +107,7 @@ func (e *Emulator) Push(ctx context.Context, req PushRequest) (PushResponse, err
 	switch {
 	case !validEvent(req.Event):
 		return PushResponse{}, badInput("invalid_event", "event must be 1 to 64 characters of a-z, A-Z, 0-9 and _")
-	case req.OpenID != "" && !validID(req.OpenID):
+	case req.OpenID != "" && !emukit.ValidID(req.OpenID):
 		return PushResponse{}, badInput("invalid_openid", "openid must be 1 to 128 characters of A-Z a-z 0-9 - _")
 	case !validCodes(req.RevokeInfo):
 		return PushResponse{}, badInput("invalid_revoke_info", "revoke_info must be WeChat's codes, comma-separated, e.g. \"6,8\"")
@@ -271,7 +272,7 @@ func validCodes(s string) bool {
 
 func (e *Emulator) handlePush(r *http.Request) (any, error) {
 	var req PushRequest
-	if err := decodeDevice(r, &req); err != nil {
+	if err := emukit.Decode(r, &req); err != nil {
 		return nil, err
 	}
 	return e.Push(r.Context(), req)

@@ -393,6 +393,12 @@ func TestFaults(t *testing.T) {
 	require.Empty(t, a.raw)
 	require.True(t, strings.HasPrefix(a.ctype, "text/html"), a.ctype)
 
+	// A raw body at HTTP 200: an answer WeChat would never give.
+	require.NoError(t, e.emu.AddFault(emulator.Fault{Path: emulator.PathToken, Body: `{"access_token":`, Count: 1}))
+	a = e.get(emulator.PathToken, nil)
+	require.Equal(t, http.StatusOK, a.status)
+	require.Equal(t, `{"access_token":`, string(a.raw))
+
 	// Faults of one path apply in order; other paths are untouched.
 	require.NoError(t, e.emu.AddFault(emulator.Fault{Path: emulator.PathStableToken, ErrCode: 45009, Count: 1}))
 	require.NoError(t, e.emu.AddFault(emulator.Fault{Path: emulator.PathStableToken, HTTPStatus: 200, Count: 1}))
@@ -443,6 +449,8 @@ func TestFaultValidation(t *testing.T) {
 		{"both", `{"path":"/cgi-bin/token","errcode":-1,"http_status":500,"count":1}`, "invalid_fault"},
 		{"status out of range", `{"path":"/cgi-bin/token","http_status":99,"count":1}`, "invalid_fault"},
 		{"negative delay", `{"path":"/cgi-bin/token","delay_ms":-5,"count":1}`, "invalid_fault"},
+		{"errcode and body", `{"path":"/cgi-bin/token","errcode":-1,"body":"x","count":1}`, "invalid_fault"},
+		{"alipay's sub_code", `{"path":"/cgi-bin/token","errcode":-1,"sub_code":"isv.x","count":1}`, "invalid_fault"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -56,31 +55,10 @@ var okStatus = statusBody{ErrCode: 0, ErrMsg: "ok"}
 type wechatHandler func(r *http.Request) (any, *apiError)
 
 // wechat wraps a WeChat endpoint: it counts the call, applies a pending
-// fault, and writes the answer the way WeChat does.
+// fault (emukit.Wire), and writes the answer the way WeChat does.
 func (e *Emulator) wechat(path string, h wechatHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f := e.enter(path)
-		if f != nil && f.DelayMS > 0 {
-			t := time.NewTimer(time.Duration(f.DelayMS) * time.Millisecond)
-			select {
-			case <-r.Context().Done():
-				t.Stop()
-				e.log.Debug("wechat emulator call abandoned by the client during an injected delay", zap.String("path", path))
-				return
-			case <-t.C:
-			}
-		}
-		switch {
-		case f != nil && f.HTTPStatus != 0:
-			e.log.Debug("wechat emulator call", zap.String("path", path), zap.Int("http_status", f.HTTPStatus), zap.Bool("fault", true))
-			w.Header().Set("Content-Type", "text/html; charset=gbk")
-			w.Header().Set("Content-Length", "0")
-			w.WriteHeader(f.HTTPStatus)
-			return
-		case f != nil && f.ErrCode != 0:
-			e.writeError(w, path, f.ErrCode, true)
-			return
-		}
+	fault := func(w http.ResponseWriter, _ *http.Request, f Fault) { e.writeError(w, path, f.ErrCode, true) }
+	return e.wire.Handle(path, "text/html; charset=gbk", fault, func(w http.ResponseWriter, r *http.Request) {
 		body, err := h(r)
 		if err != nil {
 			e.writeError(w, path, err.code, false)
